@@ -1,0 +1,78 @@
+"""Every tunable of a connection, with the default a careful kernel would pick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ChecksumMode = Literal["full", "udp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Settings shared by every connection of an endpoint.
+
+    ``checksum``: ``"full"`` fills the RFC 1071 checksum of each segment (header,
+    options and payload; no IP pseudo-header, so it survives NAT) and drops
+    segments whose checksum is wrong.  ``"udp"`` sends the field as zero and
+    trusts UDP's own checksum instead; both peers must use the same mode.
+    """
+
+    #: Largest TCP segment (header + options + payload) put in one UDP datagram.
+    max_segment_size: int = 1400
+    #: Receive buffer: the most in-order data held for the application, and so
+    #: the largest window advertised.
+    receive_buffer: int = 256 * 1024
+    #: Send buffer high-water mark at which WritableAgain is armed (the asyncio
+    #: layer sets its own limits with ``set_send_buffer_limits``).
+    send_buffer: int = 64 * 1024
+    #: RFC 6298 (2.1): RTO before any RTT sample.
+    initial_rto: float = 1.0
+    #: RFC 6298 (2.4) lower bound; 200 ms as in Linux rather than the RFC's 1 s.
+    min_rto: float = 0.2
+    #: RFC 6298 (2.5) upper bound.
+    max_rto: float = 60.0
+    #: Longest an ACK is delayed (RFC 9293 3.8.6.3 allows up to 500 ms); 0 disables.
+    delayed_ack: float = 0.04
+    #: Offer and accept RFC 2018 selective acknowledgments.
+    sack: bool = True
+    #: Offer and accept RFC 7323 timestamps (RTT samples, PAWS).
+    timestamps: bool = True
+    #: Offer and accept RFC 7323 window scaling.
+    window_scale: bool = True
+    #: Congestion control algorithm, by registered name.
+    congestion_control: str = "newreno"
+    #: RFC 6928 initial window, in segments.
+    initial_window: int = 10
+    #: Nagle's algorithm (RFC 896); off like asyncio's TCP_NODELAY.
+    nagle: bool = False
+    #: Maximum segment lifetime; TIME-WAIT lasts 2 * msl.
+    msl: float = 30.0
+    #: SYN (and SYN-ACK) retransmissions before the open fails, as Linux's tcp_syn_retries.
+    syn_retries: int = 6
+    #: RFC 5482 user timeout: give up when data stays unacknowledged this long.
+    user_timeout: float = 300.0
+    #: How long a closed connection may wait in FIN-WAIT-2 for the peer's FIN.
+    fin_wait_2_timeout: float = 60.0
+    #: See the class docstring.
+    checksum: ChecksumMode = "full"
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.max_segment_size <= 65507:
+            raise ValueError("max_segment_size must be within 64..65507 bytes")
+        if self.receive_buffer < 1 or self.receive_buffer > (65535 << 14):
+            raise ValueError("receive_buffer must be within 1..2**30 bytes")
+        if self.send_buffer < 1:
+            raise ValueError("send_buffer must be positive")
+        if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
+            raise ValueError("need 0 < min_rto <= initial_rto <= max_rto")
+        if not 0 <= self.delayed_ack <= 0.5:
+            raise ValueError("delayed_ack must be within 0..0.5 s (RFC 9293 3.8.6.3)")
+        if self.initial_window < 1:
+            raise ValueError("initial_window must be at least one segment")
+        if self.msl < 0 or self.user_timeout <= 0 or self.fin_wait_2_timeout <= 0:
+            raise ValueError("msl, user_timeout and fin_wait_2_timeout must be positive")
+        if self.syn_retries < 0:
+            raise ValueError("syn_retries must not be negative")
+        if self.checksum not in ("full", "udp"):
+            raise ValueError('checksum must be "full" or "udp"')

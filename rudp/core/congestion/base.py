@@ -1,0 +1,89 @@
+"""The congestion controller interface and the registry of algorithms by name.
+
+The connection owns loss detection and recovery (which segment to resend, when
+recovery starts and ends); a controller only decides how big ``cwnd`` is, through
+the named hooks below.  All sizes are in bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class CongestionControl:
+    """Base class; subclasses register themselves with :func:`register`."""
+
+    name = ""
+
+    def __init__(self, mss: int, initial_window: int) -> None:
+        self.mss = mss
+        # RFC 6928: IW = min(10 * MSS, max(2 * MSS, 14600)) for the default of 10.
+        self.cwnd = initial_window_bytes(mss, initial_window)
+        # RFC 5681 (3.1): ssthresh starts arbitrarily high.
+        self.ssthresh = 1 << 62
+
+    @property
+    def in_slow_start(self) -> bool:
+        return self.cwnd < self.ssthresh
+
+    def set_mss(self, mss: int) -> None:
+        """The sending MSS changed (after negotiation): keep the window in segments."""
+        if mss != self.mss:
+            self.cwnd = max(self.cwnd * mss // self.mss, mss)
+            self.mss = mss
+
+    def on_sent(self, nbytes: int, now: float) -> None:
+        """New data of ``nbytes`` left for the network."""
+
+    def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
+        """``acked`` new bytes were acknowledged outside loss recovery."""
+        raise NotImplementedError
+
+    def on_loss(self, now: float, in_flight: int) -> None:
+        """Fast retransmit: loss detected by duplicate ACKs; recovery begins."""
+        raise NotImplementedError
+
+    def on_dupack(self) -> None:
+        """RFC 5681 (3.2 step 4): another duplicate ACK during recovery."""
+        self.cwnd += self.mss
+
+    def on_partial_ack(self, acked: int) -> None:
+        """RFC 6582 (3.2 step 3): deflate by what was acked, add back one segment."""
+        self.cwnd = max(self.cwnd - acked + self.mss, self.mss)
+
+    def on_recovery_end(self, in_flight: int) -> None:
+        """RFC 6582 (3.2 step 3, full ACK): deflate the window to ssthresh."""
+        self.cwnd = max(min(self.ssthresh, in_flight + self.mss), self.mss)
+
+    def on_rto(self, now: float, in_flight: int) -> None:
+        """RFC 5681 (3.1, equations 4 and 5): a retransmission timeout."""
+        self.ssthresh = max(in_flight // 2, 2 * self.mss)
+        self.cwnd = self.mss
+
+
+def initial_window_bytes(mss: int, segments: int) -> int:
+    if segments == 10:
+        # RFC 6928 (2)
+        return min(10 * mss, max(2 * mss, 14600))
+    return segments * mss
+
+
+_REGISTRY: dict[str, type[CongestionControl]] = {}
+
+
+def register(cls: type[CongestionControl]) -> type[CongestionControl]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def create(name: str, mss: int, initial_window: int) -> CongestionControl:
+    try:
+        factory: Callable[[int, int], CongestionControl] = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown congestion control {name!r} (known: {known})") from None
+    return factory(mss, initial_window)
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)

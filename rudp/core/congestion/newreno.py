@@ -1,0 +1,41 @@
+"""NewReno: RFC 5681 slow start and congestion avoidance with RFC 3465 byte counting;
+fast recovery per RFC 6582 through the base class hooks."""
+
+from __future__ import annotations
+
+from .base import CongestionControl, register
+
+# RFC 3465 (2.2): at most L * SMSS counted per ACK in slow start.
+ABC_LIMIT = 2
+
+
+@register
+class NewReno(CongestionControl):
+    name = "newreno"
+
+    def __init__(self, mss: int, initial_window: int) -> None:
+        super().__init__(mss, initial_window)
+        self._acked_in_avoidance = 0
+
+    def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
+        if self.in_slow_start:
+            # RFC 5681 (3.1 equation 2) with RFC 3465 byte counting.
+            self.cwnd += min(acked, ABC_LIMIT * self.mss)
+            return
+        # RFC 5681 (3.1 equation 3) in the byte-counting form of RFC 3465 (2.1):
+        # one MSS per window's worth of acknowledged bytes.
+        self._acked_in_avoidance += acked
+        if self._acked_in_avoidance >= self.cwnd:
+            self._acked_in_avoidance -= self.cwnd
+            self.cwnd += self.mss
+
+    def on_loss(self, now: float, in_flight: int) -> None:
+        # RFC 5681 (3.2 steps 2 and 3): equation 4, then inflate by the three
+        # segments the duplicate ACKs say have left the network.
+        self.ssthresh = max(in_flight // 2, 2 * self.mss)
+        self.cwnd = self.ssthresh + 3 * self.mss
+        self._acked_in_avoidance = 0
+
+    def on_rto(self, now: float, in_flight: int) -> None:
+        super().on_rto(now, in_flight)
+        self._acked_in_avoidance = 0

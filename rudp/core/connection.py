@@ -1,0 +1,1094 @@
+"""One TCP connection (RFC 9293) as a sans-IO state machine.
+
+Invariants: SND.UNA <= SND.NXT <= SND.MAX (modulo 2**32); the send buffer holds
+exactly the bytes from the first unacknowledged data byte on; what the receive side
+stores never exceeds the window it advertised; the state changes only in
+``_set_state``, along an edge of ``state.TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from . import congestion
+from .buffers import ReceiveBuffer, SendBuffer
+from .config import Config
+from .errors import LocalProtocolError, MalformedSegment
+from .events import (
+    Connected,
+    ConnectionTerminated,
+    DataReceived,
+    EofReceived,
+    Event,
+    WritableAgain,
+)
+from .rtt import RttEstimator
+from .segment import (
+    ACK,
+    FIN,
+    HEADER_LEN,
+    PSH,
+    RST,
+    SYN,
+    Segment,
+    decode,
+    encode,
+)
+from .seq import SEQ_MASK, seq_add, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_sub
+from .state import TRANSITIONS, State
+
+# RFC 9293 3.7.1: the MSS assumed when the peer sends no MSS option.
+DEFAULT_MSS = 536
+# Bytes of a timestamps option as we send it (NOP NOP TS).
+TS_OPTION_LEN = 12
+# RFC 7323 (2.3): the largest window scale shift.
+MAX_WSCALE = 14
+# RFC 5681 (3.2): duplicate ACKs that trigger fast retransmit.
+DUPACK_THRESHOLD = 3
+# RFC 5961 (7): at most this many challenge ACKs per second.
+CHALLENGE_ACK_LIMIT = 10
+# Timestamps tick in milliseconds (RFC 7323 5.4 asks for 1 ms to 1 s).
+TS_HZ = 1000
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    """Counters a debugger or a benchmark reads; all grow monotonically."""
+
+    segments_sent: int = 0
+    segments_received: int = 0
+    bytes_sent: int = 0
+    bytes_retransmitted: int = 0
+    bytes_acked: int = 0
+    bytes_received: int = 0
+    bytes_delivered: int = 0
+    retransmitted_segments: int = 0
+    timeouts: int = 0
+    fast_retransmits: int = 0
+    duplicate_segments: int = 0
+    out_of_order_segments: int = 0
+    dropped_malformed: int = 0
+    dropped_unacceptable: int = 0
+    challenge_acks: int = 0
+    resets_sent: int = 0
+    resets_received: int = 0
+
+
+class Connection:
+    """One TCP connection, driven by its owner.  Three inputs, three outputs:
+
+    in:  ``receive_datagram(data, now)``, ``handle_timer(now)``, and the user calls
+         ``connect``, ``listen``, ``send``, ``shutdown_write``, ``close``, ``abort``,
+         ``pause_reading``, ``resume_reading``, ``set_receive_window``.
+    out: ``datagrams_to_send(now)``, ``next_timer()``, ``next_event()``.
+
+    ``now`` is a float in seconds from any monotonic clock the owner chooses; the
+    engine never reads a clock, never sleeps, and never raises on what the network
+    sends (bad segments are dropped and counted in ``stats``).  Misuse by the
+    application raises :class:`LocalProtocolError`.  After every input the owner
+    calls ``datagrams_to_send`` and drains ``next_event``, and wakes the engine with
+    ``handle_timer`` at ``next_timer()``.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        isn: int | None = None,
+        local_port: int = 0,
+        remote_port: int = 0,
+        logger: Any = None,
+    ) -> None:
+        self.config = cfg = config or Config()
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.stats = ConnectionStats()
+        self._log = logger
+        self.state = State.CLOSED
+        self._events: deque[Event] = deque()
+        self._verify_checksum = cfg.checksum == "full"
+        self._fill_checksum = cfg.checksum == "full"
+
+        # Send sequence space (RFC 9293 3.3.1), plus SND.MAX: the highest sent.
+        if isn is None:
+            import secrets
+
+            isn = secrets.randbits(32)
+        self.iss = isn & SEQ_MASK
+        self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self._send_buffer = SendBuffer()
+        self._buffer_start = seq_add(self.iss, 1)  # sequence number of its first byte
+        self._fin_seq = 0  # where our FIN sits, once queued
+        self._fin_queued = False  # the application shut down its sending side
+        self._app_closed = False  # ... and will read no more (close())
+
+        # Receive sequence space.
+        self.irs = 0
+        self.rcv_nxt = 0
+        self._rcv_buffer = ReceiveBuffer(cfg.receive_buffer)
+        self._rcv_adv_edge = 0  # RCV.NXT + RCV.WND as last advertised
+        self._reading = True
+        self._fin_received_seq: int | None = None  # where the peer's FIN sits
+        self._eof_delivered = False
+
+        # Negotiated options.
+        self.peer_mss = DEFAULT_MSS
+        self.snd_mss = DEFAULT_MSS  # payload bytes per segment we send
+        self.snd_wscale = 0  # shift applied to the peer's window field
+        self.rcv_wscale = 0  # shift the peer applies to ours
+        self._offer_wscale = _wscale_for(cfg.receive_buffer) if cfg.window_scale else None
+        self.sack_permitted = False
+        self.timestamps_enabled = False
+        self._ts_offset = (self.iss * 2654435761) & SEQ_MASK
+        self._ts_recent = 0
+        self._last_ack_sent = 0
+
+        # Reliability and congestion control.
+        self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
+        self.cc = congestion.create(cfg.congestion_control, self.snd_mss, cfg.initial_window)
+        self._rtt_seq: int | None = None  # Karn: the one segment being timed
+        self._rtt_sent_at = 0.0
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = self.iss  # RFC 6582 "recover"
+        self._retransmit_una = False
+        self._syn_retries = 0
+
+        # Output wishes, turned into segments by datagrams_to_send.
+        self._ack_now = False
+        self._segs_since_ack = 0
+        self._rst_to_send: bytes | None = None
+        self._probe_now = False
+        self._challenge_window_start = 0.0
+        self._challenge_count = 0
+
+        # Deadlines (None when the timer is off).
+        self.rto_at: float | None = None
+        self.delayed_ack_at: float | None = None
+        self.persist_at: float | None = None
+        self.time_wait_at: float | None = None
+        self.fin_wait_2_at: float | None = None
+        self.give_up_at: float | None = None  # RFC 5482 user timeout
+        self._persist_backoff = 1
+
+        # Application flow control.
+        self._high_water = cfg.send_buffer
+        self._low_water = cfg.send_buffer // 4
+        self._above_high_water = False
+        self._terminated = False
+
+    # ------------------------------------------------------------------ reading
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self.state} una={self.snd_una} nxt={self.snd_nxt} "
+            f"rcv_nxt={self.rcv_nxt} cwnd={self.cc.cwnd}>"
+        )
+
+    @property
+    def is_closed(self) -> bool:
+        """CLOSED with nothing left to transmit: the owner may drop the engine."""
+        return self.state is State.CLOSED and self._rst_to_send is None
+
+    @property
+    def send_buffered(self) -> int:
+        """Bytes accepted by ``send`` and not yet acknowledged by the peer."""
+        return len(self._send_buffer)
+
+    @property
+    def receive_window(self) -> int:
+        """The window we last advertised (RCV.WND), in bytes."""
+        return max(seq_sub(self._rcv_adv_edge, self.rcv_nxt), 0)
+
+    @property
+    def bytes_in_flight(self) -> int:
+        return seq_sub(self.snd_nxt, self.snd_una)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def next_timer(self) -> float | None:
+        deadline: float | None = None
+        for at in (
+            self.rto_at,
+            self.delayed_ack_at,
+            self.persist_at,
+            self.time_wait_at,
+            self.fin_wait_2_at,
+            self.give_up_at,
+        ):
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
+        return deadline
+
+    # ---------------------------------------------------------- user commands
+    def connect(self, now: float) -> None:
+        """Active OPEN (RFC 9293 3.10.1): send a SYN, enter SYN-SENT."""
+        if self.state is not State.CLOSED or self._terminated:
+            raise LocalProtocolError(f"connect() in state {self.state}")
+        self._set_state(State.SYN_SENT)
+
+    def listen(self) -> None:
+        """Passive OPEN (RFC 9293 3.10.1): wait for a SYN."""
+        if self.state is not State.CLOSED or self._terminated:
+            raise LocalProtocolError(f"listen() in state {self.state}")
+        self._set_state(State.LISTEN)
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """RFC 9293 3.10.2 SEND: queue bytes; they go out as the windows allow."""
+        if self._fin_queued or self.state not in _CAN_SEND:
+            raise LocalProtocolError(f"cannot send in state {self.state} (after shutdown?)")
+        if not data:
+            return
+        self._send_buffer.append(data)
+        if len(self._send_buffer) > self._high_water:
+            self._above_high_water = True
+
+    def shutdown_write(self) -> None:
+        """Send FIN after the queued data (half-close); reading goes on."""
+        if self._fin_queued or self.state in (State.CLOSED, State.LISTEN):
+            return
+        if self.state is State.SYN_SENT and not self._send_buffer:
+            self._fin_queued = True
+            return
+        self._fin_queued = True
+        self._fin_seq = seq_add(self._buffer_seq(), len(self._send_buffer))
+        if self.state is State.ESTABLISHED:
+            self._set_state(State.FIN_WAIT_1)
+        elif self.state is State.CLOSE_WAIT:
+            self._set_state(State.LAST_ACK)
+
+    def close(self) -> None:
+        """RFC 9293 3.10.4 CLOSE: FIN after the queued data; the application reads no
+        more.  Closing with unread data resets instead (RFC 2525 2.17, as Linux)."""
+        if self._app_closed:
+            return
+        self._app_closed = True
+        self._reading = False
+        if self.state in (State.LISTEN, State.SYN_SENT, State.CLOSED):
+            self._rst_to_send = None
+            self._enter_closed(None)
+            return
+        if self._rcv_buffer.unread:
+            self.abort()
+            return
+        self.shutdown_write()
+        if self.state is State.FIN_WAIT_2:
+            # Our FIN was already acknowledged after an earlier shutdown_write.
+            self._terminate(None)
+
+    def abort(self) -> None:
+        """RFC 9293 3.10.5 ABORT: send RST (if synchronized), drop every buffer."""
+        if self.state is State.CLOSED:
+            return
+        if self.state in (State.SYN_RECEIVED,) or self.state.synchronized:
+            if self.state is not State.TIME_WAIT:
+                self._rst_to_send = self._encode(
+                    Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=RST | ACK)
+                )
+                self.stats.resets_sent += 1
+        self._app_closed = True
+        self._enter_closed(None)
+
+    def pause_reading(self) -> None:
+        """Stop DataReceived events; what arrives waits here and the window closes."""
+        self._reading = False
+
+    def resume_reading(self) -> None:
+        if self._reading or self._app_closed:
+            return
+        self._reading = True
+        self._deliver()
+        self._maybe_window_update()
+
+    def set_receive_window(self, nbytes: int) -> None:
+        """Resize the receive buffer (the largest window we will advertise)."""
+        if nbytes < 1:
+            raise LocalProtocolError("receive window must be at least one byte")
+        self._rcv_buffer.capacity = nbytes
+        self._maybe_window_update()
+
+    def set_send_buffer_limits(self, high: int, low: int) -> None:
+        """Marks for WritableAgain: armed above ``high``, fired at ``low`` or below."""
+        if not 0 <= low <= high:
+            raise LocalProtocolError("need 0 <= low <= high")
+        self._high_water, self._low_water = high, low
+        if len(self._send_buffer) > high:
+            self._above_high_water = True
+
+    # ---------------------------------------------------------------- inputs
+    def receive_datagram(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """One datagram from the peer.  Never raises on its content."""
+        try:
+            seg = decode(data, verify_checksum=self._verify_checksum)
+        except MalformedSegment:
+            self.stats.dropped_malformed += 1
+            return
+        self.receive_segment(seg, now)
+
+    def receive_segment(self, seg: Segment, now: float) -> None:
+        """RFC 9293 3.10.7 SEGMENT ARRIVES."""
+        self.stats.segments_received += 1
+        state = self.state
+        if state is State.CLOSED:
+            self._reply_reset(seg)
+        elif state is State.LISTEN:
+            self._on_segment_listen(seg, now)
+        elif state is State.SYN_SENT:
+            self._on_segment_syn_sent(seg, now)
+        else:
+            self._on_segment_synchronized(seg, now)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every deadline that is due."""
+        if self.give_up_at is not None and now >= self.give_up_at:
+            self.give_up_at = None
+            self._fail(TimeoutError("user timeout: data unacknowledged too long (RFC 5482)"))
+            return
+        if self.time_wait_at is not None and now >= self.time_wait_at:
+            self.time_wait_at = None
+            self._enter_closed(None)
+            return
+        if self.fin_wait_2_at is not None and now >= self.fin_wait_2_at:
+            self.fin_wait_2_at = None
+            self._enter_closed(None)
+            return
+        if self.rto_at is not None and now >= self.rto_at:
+            self.rto_at = None
+            self._on_retransmission_timeout(now)
+        if self.persist_at is not None and now >= self.persist_at:
+            self.persist_at = None
+            self._probe_now = True
+            self._persist_backoff = min(self._persist_backoff * 2, 1 << 16)
+        if self.delayed_ack_at is not None and now >= self.delayed_ack_at:
+            self.delayed_ack_at = None
+            self._ack_now = True
+
+    # --------------------------------------------------------------- output
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """Everything the engine wants on the wire now, in order."""
+        out: list[bytes] = []
+        if self._rst_to_send is not None:
+            out.append(self._rst_to_send)
+            self._rst_to_send = None
+            self.stats.segments_sent += 1
+        state = self.state
+        if state is State.CLOSED or state is State.LISTEN:
+            self._ack_now = self._probe_now = False
+            return out
+        if state is State.SYN_SENT or state is State.SYN_RECEIVED:
+            if self.snd_nxt == self.iss:
+                self._send_syn(now, out)
+        else:
+            if self._retransmit_una:
+                self._retransmit_una = False
+                self._send_retransmission(now, out)
+            self._send_new_data(now, out)
+            if self._probe_now:
+                self._probe_now = False
+                self._send_window_probe(now, out)
+        if self._ack_now and state is not State.SYN_SENT:
+            out.append(self._make_ack(now))
+        return out
+
+    # ===================================================== segment arrival
+    def _on_segment_listen(self, seg: Segment, now: float) -> None:
+        # RFC 9293 3.10.7.2
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            self._reply_reset(seg)
+            return
+        if not flags & SYN:
+            return
+        self._accept_syn_options(seg)
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self._rcv_adv_edge = self.rcv_nxt
+        self._set_state(State.SYN_RECEIVED)
+
+    def _on_segment_syn_sent(self, seg: Segment, now: float) -> None:
+        # RFC 9293 3.10.7.3
+        flags = seg.flags
+        if flags & ACK:
+            # First: an ACK that does not acknowledge our SYN is from an old
+            # incarnation; reset it unless it is itself a reset.
+            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._reply_reset(seg)
+                return
+        if flags & RST:
+            if flags & ACK:
+                self.stats.resets_received += 1
+                self._fail(ConnectionRefusedError("connection refused by the peer"))
+            return
+        if not flags & SYN:
+            return
+        self._accept_syn_options(seg)
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self._rcv_adv_edge = self.rcv_nxt
+        if flags & ACK:
+            self._take_ack_of_syn(seg, now)
+            self._update_send_window(seg)
+            self._set_state(State.ESTABLISHED)
+            self._on_established()
+            self._ack_now = True
+            if seg.payload or flags & FIN:
+                # RFC 9293 3.10.7.3: other controls or text go on at the sixth step.
+                self._process_text_and_fin(seg, now)
+        else:
+            # Simultaneous open: answer with SYN-ACK from SYN-RECEIVED.
+            self.snd_nxt = self.iss
+            self._set_state(State.SYN_RECEIVED)
+
+    def _on_segment_synchronized(self, seg: Segment, now: float) -> None:
+        flags = seg.flags
+        if self.state is State.SYN_RECEIVED and flags & SYN and not flags & ACK:
+            if seg.seq == self.irs:
+                # Our SYN-ACK was lost: the peer retransmitted its SYN.
+                self.snd_nxt = self.iss
+                return
+        # RFC 9293 3.10.7.4 first: sequence number acceptability.
+        if not self._acceptable(seg):
+            self.stats.dropped_unacceptable += 1
+            if not flags & RST:
+                self._ack_now = True
+            if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
+                self.stats.duplicate_segments += 1
+            return
+        if self.timestamps_enabled and seg.ts_val is not None:
+            # RFC 7323 (4.3): remember the peer's clock from in-sequence segments.
+            if seq_le(seg.seq, self._last_ack_sent):
+                self._ts_recent = seg.ts_val
+        # Second: RST, per RFC 5961 (3.2).
+        if flags & RST:
+            self._on_reset(seg, now)
+            return
+        # Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
+        if flags & SYN:
+            self._challenge_ack(now)
+            return
+        # Fifth: the ACK field.
+        if not flags & ACK:
+            return
+        if self.state is State.SYN_RECEIVED:
+            if seq_gt(seg.ack, self.snd_una) and seq_le(seg.ack, self.snd_max):
+                self._take_ack_of_syn(seg, now)
+                self._update_send_window(seg)
+                self._set_state(State.ESTABLISHED)
+                self._on_established()
+            else:
+                self._reply_reset(seg)
+                return
+        elif not self._process_ack(seg, now):
+            return
+        if self.state is State.CLOSED:
+            return
+        # Seventh and eighth: segment text and FIN.
+        if seg.payload or flags & FIN:
+            self._process_text_and_fin(seg, now)
+
+    def _acceptable(self, seg: Segment) -> bool:
+        # RFC 9293 3.10.7.4, the four cases of the acceptability table.
+        rcv_wnd = seq_sub(self._rcv_adv_edge, self.rcv_nxt)
+        rcv_wnd = rcv_wnd if rcv_wnd > 0 else 0
+        seg_len = seg.seg_len
+        if seg_len == 0:
+            if rcv_wnd == 0:
+                return seg.seq == self.rcv_nxt
+            return seq_in_window(seg.seq, self.rcv_nxt, rcv_wnd)
+        if rcv_wnd == 0:
+            return False
+        last = seq_add(seg.seq, seg_len - 1)
+        return seq_in_window(seg.seq, self.rcv_nxt, rcv_wnd) or seq_in_window(
+            last, self.rcv_nxt, rcv_wnd
+        )
+
+    def _on_reset(self, seg: Segment, now: float) -> None:
+        # RFC 5961 (3.2): only an exact match resets; others in the window are
+        # challenged, so a blind attacker must guess RCV.NXT exactly.
+        if seg.seq != self.rcv_nxt:
+            self._challenge_ack(now)
+            return
+        self.stats.resets_received += 1
+        state = self.state
+        if state is State.SYN_RECEIVED:
+            self._fail(ConnectionRefusedError("connection refused by the peer"))
+        elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            self._enter_closed(None)
+        else:
+            self._fail(ConnectionResetError("connection reset by the peer"))
+
+    def _challenge_ack(self, now: float) -> None:
+        # RFC 5961 (7): rate-limit challenge ACKs.
+        if now - self._challenge_window_start >= 1.0:
+            self._challenge_window_start = now
+            self._challenge_count = 0
+        if self._challenge_count < CHALLENGE_ACK_LIMIT:
+            self._challenge_count += 1
+            self.stats.challenge_acks += 1
+            self._ack_now = True
+
+    def _process_ack(self, seg: Segment, now: float) -> bool:
+        """RFC 9293 3.10.7.4 fifth step in the synchronized states.  Returns False
+        when the segment must be dropped."""
+        ack = seg.ack
+        if seq_gt(ack, self.snd_max):
+            # Acknowledges something not yet sent.
+            self._ack_now = True
+            return False
+        acked = seq_sub(ack, self.snd_una)
+        if acked > 0:
+            self._on_new_ack(seg, acked, now)
+        elif acked == 0:
+            self._maybe_duplicate_ack(seg, now)
+        # RFC 9293 3.10.7.4: window update if the segment is not older than the
+        # last one that updated it.
+        if seq_lt(self.snd_wl1, seg.seq) or (
+            self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)
+        ):
+            self._update_send_window(seg)
+        self._after_ack_state_changes(now)
+        return True
+
+    def _on_new_ack(self, seg: Segment, acked: int, now: float) -> None:
+        ack = seg.ack
+        data_acked = self._consume_acked_data(ack)
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            # After a go-back-N rewind the originals arrived after all.
+            self.snd_nxt = ack
+        self.stats.bytes_acked += data_acked
+        self._sample_rtt(seg, ack, now)
+        if self._in_recovery:
+            if seq_ge(ack, self._recover):
+                # RFC 6582 (3.2 step 3): full acknowledgment ends recovery.
+                self._in_recovery = False
+                self.cc.on_recovery_end(self.bytes_in_flight)
+            else:
+                # Partial acknowledgment: the next hole is lost too.
+                self.cc.on_partial_ack(data_acked)
+                self._retransmit_una = True
+        else:
+            self.cc.on_ack(data_acked, now, self.rtt.srtt)
+        self._dupacks = 0
+        # RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
+        if self.snd_una == self.snd_max:
+            self.rto_at = None
+            self.give_up_at = None
+        else:
+            self.rto_at = now + self.rtt.rto
+            self.give_up_at = now + self.config.user_timeout
+        if self._above_high_water and len(self._send_buffer) <= self._low_water:
+            self._above_high_water = False
+            self._events.append(WritableAgain())
+
+    def _maybe_duplicate_ack(self, seg: Segment, now: float) -> None:
+        # RFC 5681 (2): the definition of a duplicate acknowledgment.
+        if (
+            seg.payload
+            or seg.flags & (SYN | FIN)
+            or self.snd_una == self.snd_max
+            or (seg.window << self.snd_wscale) != self.snd_wnd
+        ):
+            return
+        self._dupacks += 1
+        if self._in_recovery:
+            self.cc.on_dupack()
+        elif self._dupacks == DUPACK_THRESHOLD and seq_gt(self.snd_una, self._recover):
+            # RFC 6582 (3.2 step 2): fast retransmit, then fast recovery.
+            self._in_recovery = True
+            self._recover = self.snd_max
+            self.cc.on_loss(now, self.bytes_in_flight)
+            self._retransmit_una = True
+            self._rtt_seq = None
+            self.stats.fast_retransmits += 1
+
+    def _after_ack_state_changes(self, now: float) -> None:
+        if not self._fin_queued or not self._fin_sent() or self.snd_una != self.snd_max:
+            return
+        # Our FIN is acknowledged.
+        state = self.state
+        if state is State.FIN_WAIT_1:
+            self._set_state(State.FIN_WAIT_2)
+            if self._app_closed:
+                self.fin_wait_2_at = now + self.config.fin_wait_2_timeout
+                self._terminate(None)
+        elif state is State.CLOSING:
+            self._enter_time_wait(now)
+        elif state is State.LAST_ACK:
+            self._enter_closed(None)
+
+    def _process_text_and_fin(self, seg: Segment, now: float) -> None:
+        state = self.state
+        if state not in _CAN_RECEIVE_TEXT:
+            # The peer's FIN came already; RFC 9293 3.10.7.4 seventh: ignore the text.
+            if state is State.TIME_WAIT and seg.flags & FIN:
+                # A retransmitted FIN: acknowledge it, restart the 2 MSL timeout.
+                self._ack_now = True
+                self.time_wait_at = now + 2 * self.config.msl
+            elif seg.flags & FIN:
+                self._ack_now = True
+            return
+        payload = seg.payload
+        seq = seg.seq
+        # Trim what we already have (the left edge) and what lies past the window.
+        offset = seq_sub(self.rcv_nxt, seq)
+        if offset > 0:
+            payload = payload[offset:]
+            seq = self.rcv_nxt
+        fin = bool(seg.flags & FIN)
+        room = seq_sub(self._rcv_adv_edge, seq)
+        if len(payload) > room:
+            payload = payload[: max(room, 0)]
+            fin = False
+        if payload and self._app_closed:
+            # RFC 9293 3.10.7.4 seventh, as Linux: new data after CLOSE cannot be
+            # delivered; reset rather than pretend.
+            self.abort()
+            return
+        if payload:
+            start = self._rcv_buffer.delivered_end + seq_sub(seq, self.rcv_nxt)
+            was_gap = self._rcv_buffer.has_gaps
+            in_order = self._rcv_buffer.insert(start, bytes(payload))
+            self.stats.bytes_received += len(payload)
+            if in_order:
+                self.rcv_nxt = seq_add(self.rcv_nxt, in_order)
+                if was_gap:
+                    # RFC 5681 (4.2): ACK at once when a gap is filled.
+                    self._ack_now = True
+                else:
+                    self._schedule_ack(now)
+                self._deliver()
+            else:
+                # RFC 5681 (4.2): an out-of-order segment is ACKed at once.
+                self.stats.out_of_order_segments += 1
+                self._ack_now = True
+        if fin:
+            self._fin_received_seq = seq_add(seq, len(payload))
+            self._ack_now = True
+        if self._fin_received_seq is not None and self.rcv_nxt == self._fin_received_seq:
+            self._on_fin(now)
+
+    def _on_fin(self, now: float) -> None:
+        # RFC 9293 3.10.7.4 eighth: the FIN is in order.
+        self._fin_received_seq = None
+        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self._rcv_adv_edge = seq_add(self._rcv_adv_edge, 1) if seq_le(
+            self._rcv_adv_edge, self.rcv_nxt
+        ) else self._rcv_adv_edge
+        self._ack_now = True
+        state = self.state
+        if state is State.ESTABLISHED:
+            self._set_state(State.CLOSE_WAIT)
+        elif state is State.FIN_WAIT_1:
+            if self._fin_sent() and self.snd_una == self.snd_max:
+                self._enter_time_wait(now)
+            else:
+                self._set_state(State.CLOSING)
+        elif state is State.FIN_WAIT_2:
+            self._enter_time_wait(now)
+        self._deliver()
+
+    # ========================================================== delivery
+    def _deliver(self) -> None:
+        """Hand in-order data, then EOF, to the application while it reads."""
+        if not self._reading:
+            return
+        if self._rcv_buffer.unread:
+            data = self._rcv_buffer.take()
+            self.stats.bytes_delivered += len(data)
+            self._events.append(DataReceived(data))
+        if (
+            not self._eof_delivered
+            and self.state in _PEER_FIN_SEEN
+            and not self._rcv_buffer.unread
+        ):
+            self._eof_delivered = True
+            self._events.append(EofReceived())
+            if self.state is State.TIME_WAIT:
+                self._terminate(None)
+
+    def _schedule_ack(self, now: float) -> None:
+        # RFC 5681 (4.2) / RFC 9293 3.8.6.3: ACK at least every second full-sized
+        # segment, and within the delayed-ACK time otherwise.
+        self._segs_since_ack += 1
+        if self._segs_since_ack >= 2 or self.config.delayed_ack == 0:
+            self._ack_now = True
+        elif self.delayed_ack_at is None:
+            self.delayed_ack_at = now + self.config.delayed_ack
+
+    def _maybe_window_update(self) -> None:
+        # RFC 9293 3.8.6.2.2: tell the peer once the window has grown by enough.
+        if self.state not in _CAN_RECEIVE_TEXT:
+            return
+        edge = seq_add(self.rcv_nxt, self._rcv_buffer.free_space())
+        if seq_sub(edge, self._rcv_adv_edge) >= self._sws_threshold():
+            self._ack_now = True
+
+    def _sws_threshold(self) -> int:
+        return min(self._rcv_buffer.capacity // 2, self.config.max_segment_size - HEADER_LEN)
+
+    # ========================================================== sending
+    def _send_syn(self, now: float, out: list[bytes]) -> None:
+        cfg = self.config
+        passive = self.state is State.SYN_RECEIVED
+        seg = Segment(
+            seq=self.iss,
+            flags=SYN | ACK if passive else SYN,
+            ack=self.rcv_nxt if passive else 0,
+            mss=cfg.max_segment_size - HEADER_LEN,
+        )
+        # RFC 7323 / RFC 2018: offer options; when answering, only what was offered.
+        if cfg.timestamps and (self.timestamps_enabled or not passive):
+            seg.ts_val = self._ts_now(now)
+            seg.ts_ecr = self._ts_recent if passive else 0
+        if cfg.sack and (self.sack_permitted or not passive):
+            seg.sack_permitted = True
+        if self._offer_wscale is not None and (self.rcv_wscale or not passive):
+            seg.wscale = self._offer_wscale
+        # RFC 7323 (2.2): the window in a SYN is never scaled.
+        window = min(self._rcv_buffer.free_space(), 0xFFFF)
+        seg.window = window
+        self._rcv_adv_edge = seq_add(self.rcv_nxt, window) if passive else self._rcv_adv_edge
+        if passive:
+            self._last_ack_sent = self.rcv_nxt
+            self._ack_now = False
+        out.append(self._finish(seg))
+        if self._syn_retries == 0 and self.snd_max == self.iss:
+            self._rtt_seq = self.iss
+            self._rtt_sent_at = now
+        self.snd_nxt = seq_add(self.iss, 1)
+        if seq_lt(self.snd_max, self.snd_nxt):
+            self.snd_max = self.snd_nxt
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.rto
+
+    def _send_new_data(self, now: float, out: list[bytes]) -> None:
+        buffer_seq = self._buffer_seq()
+        buffered = len(self._send_buffer)
+        mss = self.snd_mss
+        while True:
+            offset = seq_sub(self.snd_nxt, buffer_seq)
+            remaining = buffered - offset
+            fin_due = self._fin_queued and remaining <= 0 and not self._fin_in_flight()
+            if remaining <= 0 and not fin_due:
+                break
+            size = 0
+            if remaining > 0:
+                usable = self._usable_window()
+                size = min(mss, remaining, usable)
+                # RFC 9293 3.8.6.2.1: sender silly-window avoidance.
+                if size < mss and size < remaining and size < self.max_snd_wnd // 2:
+                    size = 0
+                if size <= 0:
+                    self._arm_persist(now)
+                    break
+                if self.config.nagle and size < mss and self.snd_nxt != self.snd_una:
+                    break  # RFC 896: one small segment in flight at a time
+            fin = self._fin_queued and size == remaining
+            flags = ACK | (PSH if size == remaining and size else 0) | (FIN if fin else 0)
+            payload = self._send_buffer.peek(offset, size) if size else b""
+            retransmission = seq_lt(self.snd_nxt, self.snd_max)
+            self._emit_data(now, out, self.snd_nxt, flags, payload, retransmission)
+            self.snd_nxt = seq_add(self.snd_nxt, size + (1 if fin else 0))
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
+            if fin:
+                break
+
+    def _send_retransmission(self, now: float, out: list[bytes]) -> None:
+        """Resend the segment at SND.UNA (fast retransmit, partial ACK)."""
+        offset = seq_sub(self.snd_una, self._buffer_seq())
+        size = max(min(self.snd_mss, len(self._send_buffer) - offset), 0)
+        end = seq_add(self.snd_una, size)
+        fin = self._fin_queued and self._fin_sent() and end == self._fin_seq
+        if size == 0 and not fin:
+            return
+        payload = self._send_buffer.peek(offset, size) if size else b""
+        self._emit_data(now, out, self.snd_una, ACK | (FIN if fin else 0), payload, True)
+
+    def _emit_data(
+        self, now: float, out: list[bytes], seq: int, flags: int, payload: bytes, again: bool
+    ) -> None:
+        seg = Segment(seq=seq, ack=self.rcv_nxt, flags=flags, payload=payload)
+        out.append(self._finish_with_ack(seg, now))
+        n = len(payload)
+        stats = self.stats
+        stats.bytes_sent += n
+        if again:
+            stats.bytes_retransmitted += n
+            stats.retransmitted_segments += 1
+            if self._rtt_seq is not None and seq_le(seq, self._rtt_seq):
+                self._rtt_seq = None  # Karn: never time a retransmitted segment
+        else:
+            self.cc.on_sent(n, now)
+            if self._rtt_seq is None and not self.timestamps_enabled:
+                self._rtt_seq = seq
+                self._rtt_sent_at = now
+        if self.rto_at is None:
+            # RFC 6298 (5.1)
+            self.rto_at = now + self.rtt.rto
+        if self.give_up_at is None:
+            self.give_up_at = now + self.config.user_timeout
+        self.persist_at = None
+        self._persist_backoff = 1
+
+    def _send_window_probe(self, now: float, out: list[bytes]) -> None:
+        # RFC 9293 3.8.6.1: probe a zero window.  Like Linux, send an ACK one
+        # byte below SND.UNA: unacceptable, it makes the receiver answer with
+        # its current window, and it commits no data beyond that window.
+        seg = Segment(seq=seq_add(self.snd_una, -1), ack=self.rcv_nxt, flags=ACK)
+        out.append(self._finish_with_ack(seg, now))
+        if self._send_buffer and self.snd_una == self.snd_max:
+            self.persist_at = now + min(self.rtt.rto * self._persist_backoff, self.config.max_rto)
+
+    def _make_ack(self, now: float) -> bytes:
+        # SND.MAX, not SND.NXT: while going back after a timeout, SND.NXT sits
+        # below what the peer has already received and a bare ACK carrying it
+        # would fail the peer's acceptability test (as BSD's tcp_output notes).
+        seg = Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=ACK)
+        if self.sack_permitted and self._rcv_buffer.has_gaps:
+            seg.sack_blocks = self._sack_blocks()
+        return self._finish_with_ack(seg, now)
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        # RFC 2018 (4): report the out-of-order ranges, at most 3 with timestamps.
+        base = self._rcv_buffer.delivered_end
+        limit = 3 if self.timestamps_enabled else 4
+        blocks = [
+            (seq_add(self.rcv_nxt, start - base), seq_add(self.rcv_nxt, end - base))
+            for start, end in self._rcv_buffer.ranges()
+        ]
+        return tuple(reversed(blocks[-limit:]))
+
+    def _finish_with_ack(self, seg: Segment, now: float) -> bytes:
+        """Fill the window and timestamps of an ACK-bearing segment and encode it."""
+        seg.window = self._advertise_window()
+        self._last_ack_sent = seg.ack
+        self._ack_now = False
+        self._segs_since_ack = 0
+        self.delayed_ack_at = None
+        if self.timestamps_enabled:
+            seg.ts_val = self._ts_now(now)
+            seg.ts_ecr = self._ts_recent
+        return self._finish(seg)
+
+    def _finish(self, seg: Segment) -> bytes:
+        seg.src_port = self.local_port
+        seg.dst_port = self.remote_port
+        self.stats.segments_sent += 1
+        return encode(seg, checksum=self._fill_checksum)
+
+    def _encode(self, seg: Segment) -> bytes:
+        seg.src_port = self.local_port
+        seg.dst_port = self.remote_port
+        return encode(seg, checksum=self._fill_checksum)
+
+    def _advertise_window(self) -> int:
+        """RCV.WND for the segment being sent, as the 16-bit field (RFC 7323 2.3)."""
+        free_edge = seq_add(self.rcv_nxt, self._rcv_buffer.free_space())
+        grown = seq_sub(free_edge, self._rcv_adv_edge)
+        # RFC 9293 3.8.6.2.2: move the right edge only by a worthwhile amount, and
+        # never back (shrinking the window is discouraged).
+        if grown >= self._sws_threshold() or (grown > 0 and self._rcv_buffer.unread == 0):
+            self._rcv_adv_edge = free_edge
+        window = max(seq_sub(self._rcv_adv_edge, self.rcv_nxt), 0)
+        field = min(window >> self.rcv_wscale, 0xFFFF)
+        # What the peer will compute from the field is what we promised.
+        self._rcv_adv_edge = seq_add(self.rcv_nxt, field << self.rcv_wscale)
+        return field
+
+    def _usable_window(self) -> int:
+        # RFC 5681 (2) / RFC 9293 3.8.6.2.1: min(cwnd, peer window) less in flight;
+        # RFC 3042 limited transmit adds a segment per early duplicate ACK.
+        wnd = min(self.cc.cwnd + self._limited_transmit(), self.snd_wnd)
+        return seq_sub(seq_add(self.snd_una, wnd), self.snd_nxt)
+
+    def _limited_transmit(self) -> int:
+        if 0 < self._dupacks < DUPACK_THRESHOLD and not self._in_recovery:
+            return self._dupacks * self.snd_mss
+        return 0
+
+    def _arm_persist(self, now: float) -> None:
+        if self.snd_una == self.snd_max and self.persist_at is None:
+            # RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: probe with exponential backoff.
+            self.persist_at = now + min(self.rtt.rto * self._persist_backoff, self.config.max_rto)
+
+    # ======================================================= retransmission
+    def _on_retransmission_timeout(self, now: float) -> None:
+        if self.snd_una == self.snd_max:
+            return
+        self.stats.timeouts += 1
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._syn_retries += 1
+            if self._syn_retries > self.config.syn_retries:
+                if self.state is State.SYN_SENT:
+                    self._fail(TimeoutError("connection timed out: no answer to SYN"))
+                else:
+                    self._fail(TimeoutError("handshake timed out: no ACK of SYN-ACK"))
+                return
+        # RFC 6298 (5.4-5.6): back off, retransmit from the oldest unacknowledged.
+        self.rtt.on_timeout()
+        # RFC 5681 (3.1) and RFC 6582 (3.2 step 4).
+        self.cc.on_rto(now, self.bytes_in_flight)
+        self._recover = self.snd_max
+        self._in_recovery = False
+        self._dupacks = 0
+        self._rtt_seq = None
+        self.snd_nxt = self.snd_una
+        self.rto_at = now + self.rtt.rto
+
+    def _sample_rtt(self, seg: Segment, ack: int, now: float) -> None:
+        if self.timestamps_enabled and seg.ts_ecr is not None:
+            # RFC 7323 (4.2): RTTM from the echoed timestamp, valid even for
+            # retransmitted segments.
+            rtt = ((self._ts_now(now) - seg.ts_ecr) & SEQ_MASK) / TS_HZ
+            if rtt < self.config.max_rto * 2:
+                self.rtt.on_sample(rtt)
+            return
+        if self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
+            self.rtt.on_sample(now - self._rtt_sent_at)
+            self._rtt_seq = None
+
+    # ============================================================ helpers
+    def _take_ack_of_syn(self, seg: Segment, now: float) -> None:
+        self.snd_una = seg.ack
+        if seq_lt(self.snd_nxt, self.snd_una):
+            self.snd_nxt = self.snd_una
+        self._sample_rtt(seg, seg.ack, now)
+        if self._syn_retries:
+            self.rtt.reset_after_syn_timeout(self.config.initial_rto)
+        self.rto_at = None
+        self.give_up_at = None
+
+    def _on_established(self) -> None:
+        self._events.append(Connected())
+        if self._fin_queued:
+            # close() or shutdown_write() came during the handshake.
+            self._fin_queued = False
+            self.shutdown_write()
+
+    def _accept_syn_options(self, seg: Segment) -> None:
+        """Negotiate from the peer's SYN or SYN-ACK (RFC 7323, RFC 2018, RFC 9293 3.7.1)."""
+        cfg = self.config
+        self.peer_mss = seg.mss if seg.mss else DEFAULT_MSS
+        self.timestamps_enabled = cfg.timestamps and seg.ts_val is not None
+        if self.timestamps_enabled:
+            self._ts_recent = seg.ts_val or 0
+        self.sack_permitted = cfg.sack and seg.sack_permitted
+        if self._offer_wscale is not None and seg.wscale is not None:
+            self.snd_wscale = min(seg.wscale, MAX_WSCALE)
+            self.rcv_wscale = self._offer_wscale
+        else:
+            self.snd_wscale = self.rcv_wscale = 0
+        # RFC 9293 3.7.1 / RFC 6691: the MSS counts no options; we subtract ours.
+        own_limit = cfg.max_segment_size - HEADER_LEN
+        mss = min(self.peer_mss, own_limit)
+        if self.timestamps_enabled:
+            mss -= TS_OPTION_LEN
+        self.snd_mss = max(mss, 1)
+        self.cc.set_mss(self.snd_mss)
+
+    def _update_send_window(self, seg: Segment) -> None:
+        # RFC 7323 (2.3): the window of a SYN is never scaled.
+        shift = 0 if seg.flags & SYN else self.snd_wscale
+        self.snd_wnd = seg.window << shift
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = seg.ack
+        if self.snd_wnd > self.max_snd_wnd:
+            self.max_snd_wnd = self.snd_wnd
+        if self.snd_wnd > 0:
+            self.persist_at = None
+            self._persist_backoff = 1
+
+    def _consume_acked_data(self, ack: int) -> int:
+        """Drop acknowledged bytes from the send buffer; returns how many."""
+        acked = seq_sub(ack, self._buffer_seq())
+        acked = min(max(acked, 0), len(self._send_buffer))
+        if acked:
+            self._send_buffer.consume(acked)
+            self._buffer_start = seq_add(self._buffer_start, acked)
+        return acked
+
+    def _buffer_seq(self) -> int:
+        """Sequence number of the first byte in the send buffer."""
+        return self._buffer_start
+
+    def _fin_sent(self) -> bool:
+        return self._fin_queued and seq_gt(self.snd_max, self._fin_seq)
+
+    def _fin_in_flight(self) -> bool:
+        return self._fin_queued and seq_gt(self.snd_nxt, self._fin_seq)
+
+    def _ts_now(self, now: float) -> int:
+        return (int(now * TS_HZ) + self._ts_offset) & SEQ_MASK
+
+    def _reply_reset(self, seg: Segment) -> None:
+        reply = reset_for(seg)
+        if reply is not None:
+            self._rst_to_send = self._encode(reply)
+            self.stats.resets_sent += 1
+
+    def _enter_time_wait(self, now: float) -> None:
+        self._set_state(State.TIME_WAIT)
+        self.rto_at = self.persist_at = self.give_up_at = self.fin_wait_2_at = None
+        self.time_wait_at = now + 2 * self.config.msl
+        if self._eof_delivered or self._app_closed:
+            self._terminate(None)
+
+    def _enter_closed(self, error: Exception | None) -> None:
+        self._set_state(State.CLOSED)
+        self.rto_at = self.delayed_ack_at = self.persist_at = None
+        self.time_wait_at = self.fin_wait_2_at = self.give_up_at = None
+        self._ack_now = self._probe_now = self._retransmit_una = False
+        self._send_buffer.clear()
+        self._terminate(error)
+
+    def _fail(self, error: Exception) -> None:
+        self._enter_closed(error)
+
+    def _terminate(self, error: Exception | None) -> None:
+        if not self._terminated:
+            self._terminated = True
+            self._events.append(ConnectionTerminated(error))
+
+    def _set_state(self, new: State) -> None:
+        old = self.state
+        if old is new:
+            return
+        if new not in TRANSITIONS[old]:
+            raise AssertionError(f"illegal transition {old} -> {new}")
+        self.state = new
+        if self._log is not None:
+            self._log.info("state_change", old=str(old), new=str(new))
+
+
+def reset_for(seg: Segment) -> Segment | None:
+    """RFC 9293 3.10.7.1: the RST answering a segment that has no connection."""
+    if seg.flags & RST:
+        return None
+    if seg.flags & ACK:
+        return Segment(seq=seg.ack, flags=RST)
+    return Segment(seq=0, ack=seq_add(seg.seq, seg.seg_len), flags=RST | ACK)
+
+
+def _wscale_for(buffer: int) -> int:
+    shift = 0
+    while (buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
+        shift += 1
+    return shift
+
+
+_CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
+_CAN_RECEIVE_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+_PEER_FIN_SEEN = frozenset(
+    {State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK, State.TIME_WAIT}
+)

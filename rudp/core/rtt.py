@@ -1,0 +1,62 @@
+"""Retransmission timeout estimation (RFC 6298).
+
+Invariant: ``rto`` is always within [min_rto, max_rto]; ``backoff`` doubles it after
+each timeout until a new RTT sample arrives (Karn's rule: the caller never feeds
+samples taken from retransmitted segments unless they come from timestamps).
+"""
+
+from __future__ import annotations
+
+# RFC 6298 (2.3): smoothing gains and the variance multiplier.
+ALPHA = 1 / 8
+BETA = 1 / 4
+K = 4
+# Clock granularity G in seconds (RFC 6298 2.2/2.3); our clock is a float.
+G = 0.001
+
+
+class RttEstimator:
+    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "_base_rto", "_backoff", "samples")
+
+    def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:
+        self.srtt: float | None = None
+        self.rttvar: float = 0.0
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        # RFC 6298 (2.1): before any sample, RTO is the initial value.
+        self._base_rto = initial_rto
+        self._backoff = 1
+        self.samples = 0
+
+    @property
+    def rto(self) -> float:
+        return min(self._base_rto * self._backoff, self.max_rto)
+
+    def on_sample(self, rtt: float) -> None:
+        """Fold in one measured round trip (seconds)."""
+        rtt = max(rtt, 0.0)
+        if self.srtt is None:
+            # RFC 6298 (2.2)
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            # RFC 6298 (2.3): RTTVAR first, using the old SRTT.
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
+        # RFC 6298 (2.3) and (2.4): RTO = SRTT + max(G, K*RTTVAR), bounded below.
+        self._base_rto = max(self.srtt + max(G, K * self.rttvar), self.min_rto)
+        # RFC 6298 (5.7): a new sample ends the backoff.
+        self._backoff = 1
+        self.samples += 1
+
+    def on_timeout(self) -> None:
+        """RFC 6298 (5.5): back off the timer after it expires."""
+        if self._base_rto * self._backoff < self.max_rto:
+            self._backoff *= 2
+
+    def reset_after_syn_timeout(self, initial_rto: float) -> None:
+        """RFC 6298 (5.7): if the SYN was retransmitted, RTO falls back to 3 s once
+        data transfer begins unless a sample arrives first."""
+        if self.srtt is None:
+            self._base_rto = max(initial_rto, 3.0) if self._backoff > 1 else initial_rto
+            self._backoff = 1
