@@ -253,9 +253,6 @@ class Connection:
         """Send FIN after the queued data (half-close); reading goes on."""
         if self._fin_queued or self.state in (State.CLOSED, State.LISTEN):
             return
-        if self.state is State.SYN_SENT and not self._send_buffer:
-            self._fin_queued = True
-            return
         self._fin_queued = True
         self._fin_seq = seq_add(self._buffer_seq(), len(self._send_buffer))
         if self.state is State.ESTABLISHED:
@@ -390,6 +387,7 @@ class Connection:
                 self._send_retransmission(now, out)
             self._send_new_data(now, out)
             if self._probe_now:
+                # The persist timer fired and no data could go: probe the window.
                 self._probe_now = False
                 self._send_window_probe(now, out)
         if self._ack_now and state is not State.SYN_SENT:
@@ -681,9 +679,8 @@ class Connection:
         # RFC 9293 3.10.7.4 eighth: the FIN is in order.
         self._fin_received_seq = None
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
-        self._rcv_adv_edge = seq_add(self._rcv_adv_edge, 1) if seq_le(
-            self._rcv_adv_edge, self.rcv_nxt
-        ) else self._rcv_adv_edge
+        if seq_lt(self._rcv_adv_edge, self.rcv_nxt):
+            self._rcv_adv_edge = self.rcv_nxt
         self._ack_now = True
         state = self.state
         if state is State.ESTABLISHED:
@@ -785,8 +782,16 @@ class Connection:
             if remaining > 0:
                 usable = self._usable_window()
                 size = min(mss, remaining, usable)
-                # RFC 9293 3.8.6.2.1: sender silly-window avoidance.
-                if size < mss and size < remaining and size < self.max_snd_wnd // 2:
+                # RFC 9293 3.8.6.2.1: sender silly-window avoidance, overridden
+                # when the persist timer fired (the "override timeout"); bytes
+                # already sent once are resent whatever their size.
+                if (
+                    size < mss
+                    and size < remaining
+                    and size < self.max_snd_wnd // 2
+                    and not self._probe_now
+                    and not seq_lt(self.snd_nxt, self.snd_max)
+                ):
                     size = 0
                 if size <= 0:
                     self._arm_persist(now)
@@ -798,6 +803,7 @@ class Connection:
             payload = self._send_buffer.peek(offset, size) if size else b""
             retransmission = seq_lt(self.snd_nxt, self.snd_max)
             self._emit_data(now, out, self.snd_nxt, flags, payload, retransmission)
+            self._probe_now = False
             self.snd_nxt = seq_add(self.snd_nxt, size + (1 if fin else 0))
             if seq_gt(self.snd_nxt, self.snd_max):
                 self.snd_max = self.snd_nxt
@@ -901,9 +907,12 @@ class Connection:
         if grown >= self._sws_threshold() or (grown > 0 and self._rcv_buffer.unread == 0):
             self._rcv_adv_edge = free_edge
         window = max(seq_sub(self._rcv_adv_edge, self.rcv_nxt), 0)
-        field = min(window >> self.rcv_wscale, 0xFFFF)
+        # Round up, as Linux does: rounding down would pull back the right edge
+        # we already promised.  The overshoot is under 2**rcv_wscale bytes.
+        shift = self.rcv_wscale
+        field = min((window + (1 << shift) - 1) >> shift, 0xFFFF)
         # What the peer will compute from the field is what we promised.
-        self._rcv_adv_edge = seq_add(self.rcv_nxt, field << self.rcv_wscale)
+        self._rcv_adv_edge = seq_add(self.rcv_nxt, field << shift)
         return field
 
     def _usable_window(self) -> int:
