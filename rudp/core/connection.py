@@ -9,7 +9,7 @@ stores never exceeds the window it advertised; the state changes only in
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import congestion
@@ -51,6 +51,8 @@ DUPACK_THRESHOLD = 3
 CHALLENGE_ACK_LIMIT = 10
 # Timestamps tick in milliseconds (RFC 7323 5.4 asks for 1 ms to 1 s).
 TS_HZ = 1000
+# RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
+PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 
 
 @dataclass(slots=True)
@@ -142,6 +144,7 @@ class Connection:
         self.snd_mss = DEFAULT_MSS  # payload bytes per segment we send
         self.snd_wscale = 0  # shift applied to the peer's window field
         self.rcv_wscale = 0  # shift the peer applies to ours
+        self.window_scaling = False
         self._offer_wscale = _wscale_for(cfg.receive_buffer) if cfg.window_scale else None
         self.sack_permitted = False
         self.timestamps_enabled = False
@@ -153,6 +156,9 @@ class Connection:
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
         self.cc = congestion.create(cfg.congestion_control, self.snd_mss, cfg.initial_window)
         self._rtt_seq: int | None = None  # Karn: the one segment being timed
+        # TSval of our latest retransmission: echoes older than it may be the
+        # peer re-acknowledging an original, and would measure our RTO wait.
+        self._ts_retransmitted: int | None = None
         self._rtt_sent_at = 0.0
         self._dupacks = 0
         self._in_recovery = False
@@ -182,6 +188,11 @@ class Connection:
         self._low_water = cfg.send_buffer // 4
         self._above_high_water = False
         self._terminated = False
+        self._passive_open = False
+        self._reusable_listen = True
+        self._ts_recent_at = 0.0  # when TS.Recent was last updated (RFC 7323 5.5)
+        self._last_ooo_start: int | None = None  # newest out-of-order arrival (RFC 2018 4)
+        self._lt_bytes = 0  # RFC 3042 limited-transmit bytes now in flight
 
     # ------------------------------------------------------------------ reading
     def __repr__(self) -> str:
@@ -233,10 +244,17 @@ class Connection:
             raise LocalProtocolError(f"connect() in state {self.state}")
         self._set_state(State.SYN_SENT)
 
-    def listen(self) -> None:
-        """Passive OPEN (RFC 9293 3.10.1): wait for a SYN."""
+    def listen(self, *, reusable: bool = True) -> None:
+        """Passive OPEN (RFC 9293 3.10.1): wait for a SYN.
+
+        RFC 9293 3.10.7.4: an RST in SYN-RECEIVED returns a passive open to
+        LISTEN without telling the user.  A Listener's connections pass
+        ``reusable=False``: the Listener itself goes on listening, so they close.
+        """
         if self.state is not State.CLOSED or self._terminated:
             raise LocalProtocolError(f"listen() in state {self.state}")
+        self._passive_open = True
+        self._reusable_listen = reusable
         self._set_state(State.LISTEN)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
@@ -431,7 +449,8 @@ class Connection:
         self._accept_syn_options(seg)
         self.irs = seg.seq
         self.rcv_nxt = seq_add(seg.seq, 1)
-        self._rcv_adv_edge = self.rcv_nxt
+        # What our SYN advertised (unscaled, RFC 7323 2.2).
+        self._rcv_adv_edge = seq_add(self.rcv_nxt, min(self._rcv_buffer.free_space(), 0xFFFF))
         if flags & ACK:
             self._take_ack_of_syn(seg, now)
             self._update_send_window(seg)
@@ -448,23 +467,38 @@ class Connection:
 
     def _on_segment_synchronized(self, seg: Segment, now: float) -> None:
         flags = seg.flags
-        if self.state is State.SYN_RECEIVED and flags & SYN and not flags & ACK:
-            if seg.seq == self.irs:
+        if self.state is State.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
+            if not flags & ACK:
                 # Our SYN-ACK was lost: the peer retransmitted its SYN.
                 self.snd_nxt = self.iss
                 return
+            # RFC 9293 3.5 figure 8 (simultaneous open): the peer's SYN-ACK sits
+            # one below RCV.NXT; what matters in it is the ACK of our SYN.
+            seg = replace(seg, seq=self.rcv_nxt, flags=flags & ~SYN, payload=b"")
+            flags = seg.flags
+        if self._paws_rejects(seg, now):
+            # RFC 7323 (5.3 R1): an old duplicate; acknowledge and drop it.
+            self.stats.dropped_unacceptable += 1
+            self._ack_now = True
+            return
         # RFC 9293 3.10.7.4 first: sequence number acceptability.
         if not self._acceptable(seg):
-            self.stats.dropped_unacceptable += 1
-            if not flags & RST:
+            if self._zero_window_allowance(seg):
+                # RFC 9293 3.10.7.4: with RCV.WND zero, still take valid ACKs and
+                # RSTs from a segment at RCV.NXT; its text is dropped (and ACKed).
+                seg = replace(seg, payload=b"", flags=flags & ~FIN)
                 self._ack_now = True
-            if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
-                self.stats.duplicate_segments += 1
-            return
-        if self.timestamps_enabled and seg.ts_val is not None:
-            # RFC 7323 (4.3): remember the peer's clock from in-sequence segments.
-            if seq_le(seg.seq, self._last_ack_sent):
+            else:
+                self._on_unacceptable(seg, now)
+                return
+        if self.timestamps_enabled and seg.ts_val is not None and seq_le(
+            seg.seq, self._last_ack_sent
+        ):
+            # RFC 7323 (4.3, 5.3 R3): remember the peer's clock from in-sequence
+            # segments.
+            if not seq_lt(seg.ts_val, self._ts_recent):
                 self._ts_recent = seg.ts_val
+                self._ts_recent_at = now
         # Second: RST, per RFC 5961 (3.2).
         if flags & RST:
             self._on_reset(seg, now)
@@ -493,6 +527,35 @@ class Connection:
         if seg.payload or flags & FIN:
             self._process_text_and_fin(seg, now)
 
+    def _on_unacceptable(self, seg: Segment, now: float) -> None:
+        self.stats.dropped_unacceptable += 1
+        if seg.flags & RST:
+            return
+        self._ack_now = True
+        if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
+            self.stats.duplicate_segments += 1
+        if self.state is State.TIME_WAIT and seg.flags & FIN:
+            # RFC 9293 3.10.7.4: a retransmitted FIN in TIME-WAIT is acknowledged
+            # and restarts the 2 MSL timeout.
+            self.time_wait_at = now + 2 * self.config.msl
+
+    def _zero_window_allowance(self, seg: Segment) -> bool:
+        return (
+            seg.seq == self.rcv_nxt
+            and seq_sub(self._rcv_adv_edge, self.rcv_nxt) <= 0
+            and bool(seg.flags & (ACK | RST))
+        )
+
+    def _paws_rejects(self, seg: Segment, now: float) -> bool:
+        # RFC 7323 (5.3 R1, 5.5): PAWS, unless TS.Recent is over 24 days old.
+        return (
+            self.timestamps_enabled
+            and seg.ts_val is not None
+            and not seg.flags & RST
+            and seq_lt(seg.ts_val, self._ts_recent)
+            and now - self._ts_recent_at < PAWS_IDLE_LIMIT
+        )
+
     def _acceptable(self, seg: Segment) -> bool:
         # RFC 9293 3.10.7.4, the four cases of the acceptability table.
         rcv_wnd = seq_sub(self._rcv_adv_edge, self.rcv_nxt)
@@ -517,7 +580,10 @@ class Connection:
             return
         self.stats.resets_received += 1
         state = self.state
-        if state is State.SYN_RECEIVED:
+        if state is State.SYN_RECEIVED and self._passive_open:
+            # RFC 9293 3.10.7.4 second: back to LISTEN; the user need not know.
+            self._return_to_listen()
+        elif state is State.SYN_RECEIVED:
             self._fail(ConnectionRefusedError("connection refused by the peer"))
         elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
             self._enter_closed(None)
@@ -543,6 +609,11 @@ class Connection:
             self._ack_now = True
             return False
         acked = seq_sub(ack, self.snd_una)
+        if acked < -self.max_snd_wnd:
+            # RFC 5961 (5.2): an ACK older than any window the peer offered is
+            # discarded with an ACK, text and all.
+            self._ack_now = True
+            return False
         if acked > 0:
             self._on_new_ack(seg, acked, now)
         elif acked == 0:
@@ -577,6 +648,7 @@ class Connection:
         else:
             self.cc.on_ack(data_acked, now, self.rtt.srtt)
         self._dupacks = 0
+        self._lt_bytes = 0
         # RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:
             self.rto_at = None
@@ -604,7 +676,8 @@ class Connection:
             # RFC 6582 (3.2 step 2): fast retransmit, then fast recovery.
             self._in_recovery = True
             self._recover = self.snd_max
-            self.cc.on_loss(now, self.bytes_in_flight)
+            # RFC 5681 (3.2 step 2): FlightSize without limited-transmit data.
+            self.cc.on_loss(now, self.bytes_in_flight - self._lt_bytes)
             self._retransmit_una = True
             self._rtt_seq = None
             self.stats.fast_retransmits += 1
@@ -636,7 +709,8 @@ class Connection:
                 self._ack_now = True
             return
         payload = seg.payload
-        seq = seg.seq
+        # Text starts after the SYN, if the segment carries one.
+        seq = seq_add(seg.seq, 1) if seg.flags & SYN else seg.seq
         # Trim what we already have (the left edge) and what lies past the window.
         offset = seq_sub(self.rcv_nxt, seq)
         if offset > 0:
@@ -668,6 +742,7 @@ class Connection:
             else:
                 # RFC 5681 (4.2): an out-of-order segment is ACKed at once.
                 self.stats.out_of_order_segments += 1
+                self._last_ooo_start = start
                 self._ack_now = True
         if fin:
             self._fin_received_seq = seq_add(seq, len(payload))
@@ -749,7 +824,7 @@ class Connection:
             seg.ts_ecr = self._ts_recent if passive else 0
         if cfg.sack and (self.sack_permitted or not passive):
             seg.sack_permitted = True
-        if self._offer_wscale is not None and (self.rcv_wscale or not passive):
+        if self._offer_wscale is not None and (self.window_scaling or not passive):
             seg.wscale = self._offer_wscale
         # RFC 7323 (2.2): the window in a SYN is never scaled.
         window = min(self._rcv_buffer.free_space(), 0xFFFF)
@@ -759,6 +834,8 @@ class Connection:
             self._last_ack_sent = self.rcv_nxt
             self._ack_now = False
         out.append(self._finish(seg))
+        if self.snd_max != self.iss:
+            self._ts_retransmitted = seg.ts_val
         if self._syn_retries == 0 and self.snd_max == self.iss:
             self._rtt_seq = self.iss
             self._rtt_sent_at = now
@@ -830,12 +907,15 @@ class Connection:
         stats = self.stats
         stats.bytes_sent += n
         if again:
+            self._ts_retransmitted = seg.ts_val
             stats.bytes_retransmitted += n
             stats.retransmitted_segments += 1
             if self._rtt_seq is not None and seq_le(seq, self._rtt_seq):
                 self._rtt_seq = None  # Karn: never time a retransmitted segment
         else:
             self.cc.on_sent(n, now)
+            if self._limited_transmit():
+                self._lt_bytes += n
             if self._rtt_seq is None and not self.timestamps_enabled:
                 self._rtt_seq = seq
                 self._rtt_sent_at = now
@@ -866,14 +946,18 @@ class Connection:
         return self._finish_with_ack(seg, now)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        # RFC 2018 (4): report the out-of-order ranges, at most 3 with timestamps.
+        # RFC 2018 (4): the first block holds the newest arrival; the others
+        # follow, highest first; at most 3 fit beside timestamps.
+        ranges = self._rcv_buffer.ranges()
+        newest = self._last_ooo_start
+        first = [r for r in ranges if newest is not None and r[0] <= newest < r[1]]
+        rest = [r for r in reversed(ranges) if r not in first]
         base = self._rcv_buffer.delivered_end
         limit = 3 if self.timestamps_enabled else 4
-        blocks = [
+        return tuple(
             (seq_add(self.rcv_nxt, start - base), seq_add(self.rcv_nxt, end - base))
-            for start, end in self._rcv_buffer.ranges()
-        ]
-        return tuple(reversed(blocks[-limit:]))
+            for start, end in (first + rest)[:limit]
+        )
 
     def _finish_with_ack(self, seg: Segment, now: float) -> bytes:
         """Fill the window and timestamps of an ACK-bearing segment and encode it."""
@@ -941,6 +1025,8 @@ class Connection:
             if self._syn_retries > self.config.syn_retries:
                 if self.state is State.SYN_SENT:
                     self._fail(TimeoutError("connection timed out: no answer to SYN"))
+                elif self._passive_open:
+                    self._return_to_listen()
                 else:
                     self._fail(TimeoutError("handshake timed out: no ACK of SYN-ACK"))
                 return
@@ -958,7 +1044,14 @@ class Connection:
     def _sample_rtt(self, seg: Segment, ack: int, now: float) -> None:
         if self.timestamps_enabled and seg.ts_ecr is not None:
             # RFC 7323 (4.2): RTTM from the echoed timestamp, valid even for
-            # retransmitted segments.
+            # retransmitted segments -- but not from an echo older than our last
+            # retransmission: after a lost ACK the peer re-acknowledges with the
+            # original's timestamp, and the sample would include the whole RTO
+            # wait (Karn's idea, applied to timestamps; Linux guards likewise).
+            if self._ts_retransmitted is not None and seq_lt(
+                seg.ts_ecr, self._ts_retransmitted
+            ):
+                return
             rtt = ((self._ts_now(now) - seg.ts_ecr) & SEQ_MASK) / TS_HZ
             if rtt < self.config.max_rto * 2:
                 self.rtt.on_sample(rtt)
@@ -979,6 +1072,10 @@ class Connection:
         self.give_up_at = None
 
     def _on_established(self) -> None:
+        # RFC 6928 (2) initial window for the negotiated MSS; one segment if
+        # the SYN or SYN-ACK had to be retransmitted (RFC 5681 3.1).
+        iw = 1 if self._syn_retries else self.config.initial_window
+        self.cc.reset_initial_window(self.snd_mss, iw)
         self._events.append(Connected())
         if self._fin_queued:
             # close() or shutdown_write() came during the handshake.
@@ -993,9 +1090,11 @@ class Connection:
         if self.timestamps_enabled:
             self._ts_recent = seg.ts_val or 0
         self.sack_permitted = cfg.sack and seg.sack_permitted
-        if self._offer_wscale is not None and seg.wscale is not None:
-            self.snd_wscale = min(seg.wscale, MAX_WSCALE)
-            self.rcv_wscale = self._offer_wscale
+        # RFC 7323 (2.2): scaling applies only when both SYNs carry the option.
+        self.window_scaling = self._offer_wscale is not None and seg.wscale is not None
+        if self.window_scaling:
+            self.snd_wscale = min(seg.wscale or 0, MAX_WSCALE)
+            self.rcv_wscale = self._offer_wscale or 0
         else:
             self.snd_wscale = self.rcv_wscale = 0
         # RFC 9293 3.7.1 / RFC 6691: the MSS counts no options; we subtract ours.
@@ -1060,6 +1159,18 @@ class Connection:
         self._ack_now = self._probe_now = self._retransmit_una = False
         self._send_buffer.clear()
         self._terminate(error)
+
+    def _return_to_listen(self) -> None:
+        self.rto_at = self.delayed_ack_at = self.give_up_at = None
+        self._ack_now = False
+        self._syn_retries = 0
+        self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self._buffer_start = seq_add(self.iss, 1)
+        if self._reusable_listen:
+            self._set_state(State.LISTEN)
+        else:
+            self._terminated = True  # the user never saw this connection
+            self._enter_closed(None)
 
     def _fail(self, error: Exception) -> None:
         self._enter_closed(error)

@@ -94,7 +94,7 @@ class Listener:
             remote_port=seg.src_port,
             logger=logger,
         )
-        conn.listen()
+        conn.listen(reusable=False)
         conn.receive_segment(seg, now)
         self._half_open[peer] = conn
         self.stats.connections_created += 1

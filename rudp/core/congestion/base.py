@@ -32,6 +32,11 @@ class CongestionControl:
             self.cwnd = max(self.cwnd * mss // self.mss, mss)
             self.mss = mss
 
+    def reset_initial_window(self, mss: int, segments: int) -> None:
+        """The handshake fixed the MSS: start from the initial window for it."""
+        self.mss = mss
+        self.cwnd = initial_window_bytes(mss, segments)
+
     def on_sent(self, nbytes: int, now: float) -> None:
         """New data of ``nbytes`` left for the network."""
 
@@ -53,7 +58,7 @@ class CongestionControl:
 
     def on_recovery_end(self, in_flight: int) -> None:
         """RFC 6582 (3.2 step 3, full ACK): deflate the window to ssthresh."""
-        self.cwnd = max(min(self.ssthresh, in_flight + self.mss), self.mss)
+        self.cwnd = min(self.ssthresh, max(in_flight, self.mss) + self.mss)
 
     def on_rto(self, now: float, in_flight: int) -> None:
         """RFC 5681 (3.1, equations 4 and 5): a retransmission timeout."""
