@@ -56,6 +56,14 @@ class Config:
     fin_wait_2_timeout: float = 60.0
     #: See the class docstring.
     checksum: ChecksumMode = "full"
+    #: RFC 1122 (4.2.3.6) keepalive, off by default: after ``keepalive_idle``
+    #: seconds of silence, probe every ``keepalive_interval`` seconds and give up
+    #: (TimeoutError) after ``keepalive_probes`` unanswered probes.  Linux's
+    #: defaults.
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_probes: int = 9
 
     def __post_init__(self) -> None:
         if not 64 <= self.max_segment_size <= 65507:
@@ -74,5 +82,7 @@ class Config:
             raise ValueError("msl, user_timeout and fin_wait_2_timeout must be positive")
         if self.syn_retries < 0:
             raise ValueError("syn_retries must not be negative")
+        if self.keepalive_idle <= 0 or self.keepalive_interval <= 0 or self.keepalive_probes < 1:
+            raise ValueError("keepalive idle and interval must be positive, probes at least 1")
         if self.checksum not in ("full", "udp"):
             raise ValueError('checksum must be "full" or "udp"')

@@ -181,6 +181,8 @@ class Connection:
         self.time_wait_at: float | None = None
         self.fin_wait_2_at: float | None = None
         self.give_up_at: float | None = None  # RFC 5482 user timeout
+        self.keepalive_at: float | None = None
+        self._keepalive_probes_sent = 0
         self._persist_backoff = 1
 
         # Application flow control.
@@ -232,6 +234,7 @@ class Connection:
             self.time_wait_at,
             self.fin_wait_2_at,
             self.give_up_at,
+            self.keepalive_at,
         ):
             if at is not None and (deadline is None or at < deadline):
                 deadline = at
@@ -349,6 +352,10 @@ class Connection:
     def receive_segment(self, seg: Segment, now: float) -> None:
         """RFC 9293 3.10.7 SEGMENT ARRIVES."""
         self.stats.segments_received += 1
+        if self.keepalive_at is not None:
+            # Anything from the peer proves it alive: restart the idle period.
+            self._keepalive_probes_sent = 0
+            self.keepalive_at = now + self.config.keepalive_idle
         state = self.state
         if state is State.CLOSED:
             self._reply_reset(seg)
@@ -376,6 +383,10 @@ class Connection:
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
             self._on_retransmission_timeout(now)
+        if self.keepalive_at is not None and now >= self.keepalive_at:
+            self._on_keepalive_timer(now)
+            if self.state is State.CLOSED:
+                return
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
             self._probe_now = True
@@ -455,7 +466,7 @@ class Connection:
             self._take_ack_of_syn(seg, now)
             self._update_send_window(seg)
             self._set_state(State.ESTABLISHED)
-            self._on_established()
+            self._on_established(now)
             self._ack_now = True
             if seg.payload or flags & FIN:
                 # RFC 9293 3.10.7.3: other controls or text go on at the sixth step.
@@ -515,7 +526,7 @@ class Connection:
                 self._take_ack_of_syn(seg, now)
                 self._update_send_window(seg)
                 self._set_state(State.ESTABLISHED)
-                self._on_established()
+                self._on_established(now)
             else:
                 self._reply_reset(seg)
                 return
@@ -1041,6 +1052,21 @@ class Connection:
         self.snd_nxt = self.snd_una
         self.rto_at = now + self.rtt.rto
 
+    def _on_keepalive_timer(self, now: float) -> None:
+        # RFC 1122 (4.2.3.6): probe an idle connection; give up after the
+        # configured number of unanswered probes.
+        cfg = self.config
+        if self._keepalive_probes_sent >= cfg.keepalive_probes:
+            self._fail(TimeoutError("keepalive: the peer stopped answering"))
+            return
+        if self.snd_una != self.snd_max or self._send_buffer:
+            # Not idle: the retransmission timer and user timeout watch the peer.
+            self.keepalive_at = now + cfg.keepalive_idle
+            return
+        self._keepalive_probes_sent += 1
+        self._probe_now = True
+        self.keepalive_at = now + cfg.keepalive_interval
+
     def _sample_rtt(self, seg: Segment, ack: int, now: float) -> None:
         if self.timestamps_enabled and seg.ts_ecr is not None:
             # RFC 7323 (4.2): RTTM from the echoed timestamp, valid even for
@@ -1071,7 +1097,9 @@ class Connection:
         self.rto_at = None
         self.give_up_at = None
 
-    def _on_established(self) -> None:
+    def _on_established(self, now: float) -> None:
+        if self.config.keepalive:
+            self.keepalive_at = now + self.config.keepalive_idle
         # RFC 6928 (2) initial window for the negotiated MSS; one segment if
         # the SYN or SYN-ACK had to be retransmitted (RFC 5681 3.1).
         iw = 1 if self._syn_retries else self.config.initial_window
@@ -1148,6 +1176,7 @@ class Connection:
     def _enter_time_wait(self, now: float) -> None:
         self._set_state(State.TIME_WAIT)
         self.rto_at = self.persist_at = self.give_up_at = self.fin_wait_2_at = None
+        self.keepalive_at = None
         self.time_wait_at = now + 2 * self.config.msl
         if self._eof_delivered or self._app_closed:
             self._terminate(None)
@@ -1155,7 +1184,7 @@ class Connection:
     def _enter_closed(self, error: Exception | None) -> None:
         self._set_state(State.CLOSED)
         self.rto_at = self.delayed_ack_at = self.persist_at = None
-        self.time_wait_at = self.fin_wait_2_at = self.give_up_at = None
+        self.time_wait_at = self.fin_wait_2_at = self.give_up_at = self.keepalive_at = None
         self._ack_now = self._probe_now = self._retransmit_una = False
         self._send_buffer.clear()
         self._terminate(error)

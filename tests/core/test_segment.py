@@ -91,7 +91,7 @@ def test_rfc9293_3_1_field_offsets() -> None:
 
 
 def test_rfc9293_3_1_flag_bits() -> None:
-    assert [FIN, SYN, RST, PSH, ACK, URG, ECE, CWR] == [1 << i for i in range(8)]
+    assert [1 << i for i in range(8)] == [FIN, SYN, RST, PSH, ACK, URG, ECE, CWR]
     assert Flag.SYN | Flag.ACK == SYN | ACK
     for bit in (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR):
         assert decode(encode(Segment(flags=bit))).flags == bit
