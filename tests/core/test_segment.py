@@ -159,7 +159,7 @@ def test_rfc2018_sack_blocks_limit_with_timestamps() -> None:
     with pytest.raises(ValueError):
         encode(Segment(ts_val=1, ts_ecr=1, sack_blocks=four))
     with pytest.raises(ValueError):
-        encode(Segment(sack_blocks=four + ((9, 10),)))
+        encode(Segment(sack_blocks=(*four, (9, 10))))
 
 
 def test_encode_rejects_half_a_timestamp_and_out_of_range_fields() -> None:
