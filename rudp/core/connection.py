@@ -191,6 +191,9 @@ class Connection:
         self._above_high_water = False
         self._terminated = False
         self._passive_open = False
+        #: Set when a new SYN ended this connection in TIME-WAIT (RFC 6191): the
+        #: owner drops it and hands the same datagram to its Listener.
+        self.superseded = False
         self._reusable_listen = True
         self._ts_recent_at = 0.0  # when TS.Recent was last updated (RFC 7323 5.5)
         self._last_ooo_start: int | None = None  # newest out-of-order arrival (RFC 2018 4)
@@ -487,6 +490,11 @@ class Connection:
             # one below RCV.NXT; what matters in it is the ACK of our SYN.
             seg = replace(seg, seq=self.rcv_nxt, flags=flags & ~SYN, payload=b"")
             flags = seg.flags
+        if self.state is State.TIME_WAIT and flags & SYN and not flags & ACK:
+            if self._new_incarnation(seg):
+                self.superseded = True
+                self._enter_closed(None)
+                return
         if self._paws_rejects(seg, now):
             # RFC 7323 (5.3 R1): an old duplicate; acknowledge and drop it.
             self.stats.dropped_unacceptable += 1
@@ -549,6 +557,14 @@ class Connection:
             # RFC 9293 3.10.7.4: a retransmitted FIN in TIME-WAIT is acknowledged
             # and restarts the 2 MSL timeout.
             self.time_wait_at = now + 2 * self.config.msl
+
+    def _new_incarnation(self, seg: Segment) -> bool:
+        """RFC 9293 3.10.7.4 / RFC 6191: a SYN in TIME-WAIT may open a new
+        connection when it cannot belong to the old one: a higher timestamp when
+        both sides use them, else a sequence number beyond the old RCV.NXT."""
+        if self.timestamps_enabled and seg.ts_val is not None:
+            return seq_gt(seg.ts_val, self._ts_recent)
+        return seq_gt(seg.seq, self.rcv_nxt)
 
     def _zero_window_allowance(self, seg: Segment) -> bool:
         return (

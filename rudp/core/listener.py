@@ -79,9 +79,10 @@ class Listener:
             self.stats.dropped_other += 1
             return None
         self.stats.syns_received += 1
-        if peer in self._half_open:
-            # A retransmitted SYN: the existing connection answers it.
-            self._half_open[peer].receive_segment(seg, now)
+        pending = self._half_open.get(peer)
+        if pending is not None and pending.state is State.SYN_RECEIVED:
+            # A retransmitted SYN: the handshake in progress answers it.
+            pending.receive_segment(seg, now)
             return None
         if self.half_open >= self.backlog:
             self.stats.syns_dropped_backlog_full += 1

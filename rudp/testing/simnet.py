@@ -620,6 +620,12 @@ class ListenerHost(_EngineHost):
                 self.on_accept(conn)
         else:
             conn.receive_datagram(data, now)
+            if conn.superseded:
+                # RFC 6191: a new SYN ended the TIME-WAIT incarnation.
+                self._observe(conn, now)
+                self._drop_if_closed(src, conn)
+                self.deliver(data, src, now)
+                return
         self._observe(conn, now)
         self._drop_if_closed(src, conn)
 

@@ -327,6 +327,28 @@ def test_time_wait_expiry_closes_silently_rfc9293_3_10_8() -> None:
     assert events(conn) == []
 
 
+def test_time_wait_new_syn_above_rcv_nxt_supersedes_rfc9293_3_10_7_4_rfc6191() -> None:
+    """RFC 9293 3.10.7.4 (TIME-WAIT) with RFC 6191: a SYN whose sequence number lies
+    beyond the old RCV.NXT cannot belong to the old connection; it ends TIME-WAIT so
+    the listener can open a new incarnation (the owner hands it the same datagram)."""
+    conn = time_wait()
+    feed(conn, seg(RCV + 1 + 100_000, 0, SYN), 5.0)
+    assert conn.superseded
+    assert conn.is_closed
+    assert sent(conn, 5.0) == []
+    assert events(conn) == []
+
+
+def test_time_wait_old_syn_does_not_supersede_rfc5961_4_2() -> None:
+    """A SYN at or below the old RCV.NXT may be an old duplicate: TIME-WAIT stays and the
+    SYN gets a challenge ACK (RFC 5961 4.2)."""
+    conn = time_wait()
+    feed(conn, seg(RCV - 10, 0, SYN), 5.0)
+    assert not conn.superseded
+    assert conn.state is State.TIME_WAIT
+    assert sent(conn, 5.0) == [seg(SND + 1, RCV + 1, window=OUR_WINDOW)]
+
+
 # ===================================================== misuse
 @pytest.mark.parametrize("how", ["shutdown_write", "close", "abort"])
 def test_established_send_after_end_raises_local_protocol_error(how: str) -> None:

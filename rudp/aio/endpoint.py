@@ -1,0 +1,458 @@
+"""Endpoint: one UDP socket and every rudp connection it carries.
+
+Datagrams are demultiplexed by the peer's UDP address (the TCP ports inside are
+informational, NAT rewrites the UDP ones).  A datagram from an address with no
+connection goes to the Listener of a serving endpoint, else is answered with the
+RST of RFC 9293 3.10.7.1.
+
+One timer serves all the connections: a heap of ``(deadline, counter, transport)``
+whose entries go stale when a connection's deadline moves (lazy invalidation),
+and a single ``loop.call_at`` handle, re-armed only when the earliest deadline
+moves earlier; a stale wake-up just re-arms for the next live deadline.
+Transmission is coalesced: a connection with something to send is marked dirty,
+and one ``call_soon(flush)`` per loop pass sends for all of them.
+
+When its owner no longer needs it (a client's connection has ended for the
+application; a server was closed), the endpoint keeps the socket while some
+connection still needs it — FIN-WAIT-2 waiting for the peer's FIN, the
+acknowledgments of a LAST-ACK — and then lingers ``time_wait_linger`` seconds
+(at most 2*MSL) for connections in TIME-WAIT, long enough to acknowledge again a
+FIN the peer retransmits because our last ACK was lost (RFC 9293 3.6), before
+closing the socket.  The rest of TIME-WAIT's 2*MSL guards a new incarnation of the
+same address pair against old duplicates; a closed UDP socket gives that address
+to no new connection of ours, so it has nothing left to guard.  The linger runs
+as a task, so a loop shutting down cancels it and the socket is closed cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import socket
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, cast
+
+from ..core.config import Config
+from ..core.connection import Connection
+from ..core.listener import Listener, reset_reply
+from ..core.state import State
+from ..observe.log import connection_logger, get_logger
+from .transport import ProtocolFactory, RudpTransport
+
+if TYPE_CHECKING:
+    import structlog
+
+    from .server import Server
+
+# How long a finished endpoint keeps its socket for connections in TIME-WAIT.
+TIME_WAIT_LINGER = 2.0
+# SO_RCVBUF / SO_SNDBUF asked for a UDP socket (the kernel caps them at
+# net.core.rmem_max / wmem_max): the burst of every connection's window must fit,
+# or the kernel drops datagrams before the engine sees them.
+SERVER_SOCKET_BUFFER = 4 * 1024 * 1024
+CLIENT_SOCKET_BUFFER = 1024 * 1024
+# Rebuild the timer heap when stale entries outnumber live ones by this much.
+_HEAP_SLACK = 64
+
+
+class Endpoint(asyncio.DatagramProtocol):
+    """A UDP socket's connections, their timers and their transmission.
+
+    A client endpoint has a connected socket and one connection, keyed ``None``;
+    a server endpoint keys its connections by the peer's address and hands the
+    datagrams of unknown peers to its Listener while accepting.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: Config,
+        *,
+        backlog: int = 100,
+        server: Server | None = None,
+        protocol_factory: ProtocolFactory | None = None,
+        time_wait_linger: float | None = None,
+    ) -> None:
+        self._loop = loop
+        self._config = config
+        self._backlog = backlog
+        self._server = server
+        self._protocol_factory = protocol_factory
+        linger = TIME_WAIT_LINGER if time_wait_linger is None else time_wait_linger
+        self._linger = min(linger, 2 * config.msl)
+        self._udp: asyncio.DatagramTransport | None = None
+        self._connected = False  # a connected socket: a client endpoint
+        self._listener: Listener | None = None
+        self._accepting = False
+        self._accept_log: structlog.stdlib.BoundLogger | None = None
+        self._links: dict[Hashable, RudpTransport] = {}
+        self._heap: list[tuple[float, int, RudpTransport]] = []
+        self._counter = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._dirty: dict[RudpTransport, None] = {}
+        self._flush_handle: asyncio.Handle | None = None
+        self._send_paused = False
+        self._owner_done = False
+        self._quiet: asyncio.Future[None] | None = None
+        self._linger_task: asyncio.Task[None] | None = None
+        self._closed: asyncio.Future[None] = loop.create_future()
+        self.sockname: Any = None
+        self.socket: Any = None
+        self._log = get_logger()
+
+    def __repr__(self) -> str:
+        return f"<Endpoint sockname={self.sockname!r} connections={len(self._links)}>"
+
+    # --------------------------------------------------------- owner's calls
+    def open_connection(
+        self, protocol: asyncio.BaseProtocol, waiter: asyncio.Future[None]
+    ) -> RudpTransport:
+        """Start the active open of this client endpoint's only connection."""
+        assert self._connected and self._udp is not None and not self._links
+        peername = self._udp.get_extra_info("peername")
+        log = connection_logger("client", peername)
+        conn = Connection(
+            self._config, local_port=_port(self.sockname), remote_port=_port(peername), logger=log
+        )
+        transport = RudpTransport(
+            self._loop, self, conn, peername, log=log, protocol=protocol, waiter=waiter
+        )
+        self._links[None] = transport
+        transport._start_active_open()
+        return transport
+
+    def start_accepting(self) -> None:
+        if self._listener is None:
+            self._listener = Listener(
+                self._config,
+                backlog=self._backlog,
+                local_port=_port(self.sockname),
+                logger_factory=self._new_accept_logger,
+            )
+        self._accepting = True
+
+    def stop_accepting(self) -> None:
+        """Refuse new connections with RST, and reset those still in the handshake,
+        as closing a listening socket does."""
+        self._accepting = False
+        for transport in list(self._links.values()):
+            if transport._in_handshake:
+                transport._engine_call(transport._conn.abort)
+                transport._force_lost(None)
+
+    def finish(self) -> None:
+        """The owner needs no new connection: close the socket once the current
+        ones are done with it (see the module docstring)."""
+        self._owner_done = True
+        self._maybe_finish()
+
+    def close(self) -> None:
+        """Close the socket now; open connections are reset and end with
+        ConnectionAbortedError."""
+        self._owner_done = True
+        self._accepting = False
+        for transport in list(self._links.values()):
+            if not transport._app_done:
+                transport._engine_call(transport._conn.abort)
+                transport._force_lost(ConnectionAbortedError("endpoint closed"))
+        self._flush()  # the resets
+        self._close_socket()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.done()
+
+    # ---------------------------------------------------- DatagramProtocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._udp = udp = cast(asyncio.DatagramTransport, transport)
+        self.sockname = udp.get_extra_info("sockname")
+        self.socket = udp.get_extra_info("socket")
+        self._connected = udp.get_extra_info("peername") is not None
+
+    def datagram_received(self, data: bytes, addr: Hashable) -> None:
+        now = self._loop.time()
+        key = None if self._connected else addr
+        transport = self._links.get(key)
+        if transport is not None:
+            conn = transport._conn
+            try:
+                conn.receive_datagram(data, now)
+                transport._drain_events()
+            except Exception as exc:
+                self._engine_failed(transport, exc)
+            if not conn.superseded:
+                self.mark_dirty(transport)
+                return
+            # A new SYN ended the old incarnation in TIME-WAIT: the listener
+            # takes the same datagram.
+            self._drop(transport)
+        listener = self._listener
+        if listener is not None and self._accepting:
+            accepted = listener.receive_datagram(data, addr, now)
+            if accepted is not None:
+                self._accept(accepted, addr)
+            for reply, peer in listener.datagrams_to_send():
+                self._send(reply, peer)
+            return
+        reset = reset_reply(data, self._config)
+        if reset is not None:
+            self._send(reset, key)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable on a connected socket: kernel TCP fails a connection
+        # in SYN-SENT with ECONNREFUSED and treats the error as soft afterwards.
+        transport = self._links.get(None) if self._connected else None
+        if (
+            transport is not None
+            and isinstance(exc, ConnectionRefusedError)
+            and transport._conn.state is State.SYN_SENT
+        ):
+            transport._fail_handshake(exc)
+            self.mark_dirty(transport)
+        else:
+            self._log.debug("udp_error", error=repr(exc))
+
+    def pause_writing(self) -> None:
+        self._send_paused = True
+
+    def resume_writing(self) -> None:
+        self._send_paused = False
+        for transport in self._links.values():
+            self.mark_dirty(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._udp = None
+        for transport in list(self._links.values()):
+            if not transport._app_done:
+                transport._force_lost(exc or ConnectionAbortedError("socket closed"))
+        self._drop_all()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    # ------------------------------------------------------- transmission
+    def mark_dirty(self, transport: RudpTransport) -> None:
+        """``transport`` may have something to send: flush once this loop pass."""
+        if transport._dropped:
+            return
+        self._dirty[transport] = None
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, {}
+        now = self._loop.time()
+        for transport in dirty:
+            if not transport._dropped:
+                try:
+                    self._service(transport, now)
+                except Exception as exc:
+                    self._engine_failed(transport, exc)
+
+    def _service(self, transport: RudpTransport, now: float) -> None:
+        """Deliver events, transmit, then drop the connection or re-arm its timer."""
+        conn = transport._conn
+        transport._drain_events()
+        if not self._send_paused:
+            addr = None if self._connected else transport._peername
+            for datagram in conn.datagrams_to_send(now):
+                self._send(datagram, addr)
+        if conn.is_closed:
+            transport._drain_events()
+            self._drop(transport)
+        else:
+            self._schedule(transport)
+            if self._owner_done and transport._app_done:
+                self._maybe_finish()
+
+    def _send(self, datagram: bytes, addr: Hashable) -> None:
+        if self._udp is not None:
+            self._udp.sendto(datagram, addr)  # type: ignore[arg-type]
+
+    # --------------------------------------------------------------- timer
+    def _schedule(self, transport: RudpTransport) -> None:
+        deadline = transport._conn.next_timer()
+        if deadline == transport._timer_at:
+            return
+        transport._timer_at = deadline
+        if deadline is None:
+            return
+        heap = self._heap
+        heapq.heappush(heap, (deadline, next(self._counter), transport))
+        if len(heap) > 2 * len(self._links) + _HEAP_SLACK:
+            self._heap = [entry for entry in heap if entry[2]._timer_at == entry[0]]
+            heapq.heapify(self._heap)
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        # call_at may run up to one clock resolution early: never hand the engine a
+        # time before the deadline it asked for.
+        now = max(self._loop.time(), self._timer_at)
+        self._timer = None
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, transport = heapq.heappop(heap)
+            if transport._timer_at != deadline or transport._dropped:
+                continue  # stale: that connection's deadline moved since
+            transport._timer_at = None
+            try:
+                transport._conn.handle_timer(now)
+                transport._drain_events()
+            except Exception as exc:
+                self._engine_failed(transport, exc)
+            self.mark_dirty(transport)
+        while heap and heap[0][2]._timer_at != heap[0][0]:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+
+    # ---------------------------------------------------- connection life
+    def _new_accept_logger(self, peer: Hashable) -> Any:
+        self._accept_log = connection_logger("server", peer)
+        return self._accept_log
+
+    def _accept(self, conn: Connection, addr: Hashable) -> None:
+        log = self._accept_log or connection_logger("server", addr)
+        self._accept_log = None
+        transport = RudpTransport(
+            self._loop,
+            self,
+            conn,
+            addr,
+            log=log,
+            protocol_factory=self._protocol_factory,
+            server=self._server,
+        )
+        self._links[addr] = transport
+        self.mark_dirty(transport)
+
+    def app_done(self, transport: RudpTransport) -> None:
+        """The application is finished with ``transport``'s connection."""
+        if self._connected:
+            self._owner_done = True
+        self.mark_dirty(transport)
+        self._maybe_finish()
+
+    def _engine_failed(self, transport: RudpTransport, exc: Exception) -> None:
+        """A bug in the engine must not take the endpoint or other connections down."""
+        self._loop.call_exception_handler(
+            {"message": "rudp engine failed", "exception": exc, "transport": transport}
+        )
+        transport._force_lost(exc)
+        self._drop(transport)
+
+    def _drop(self, transport: RudpTransport) -> None:
+        if not transport._app_done:
+            transport._force_lost(ConnectionAbortedError("connection closed"))
+        transport._dropped = True
+        transport._timer_at = None
+        key = None if self._connected else transport._peername
+        if self._links.get(key) is transport:
+            del self._links[key]
+        if self._connected:
+            self._owner_done = True
+        self._maybe_finish()
+
+    def _drop_all(self) -> None:
+        for transport in self._links.values():
+            transport._dropped = True
+            transport._timer_at = None
+        self._links.clear()
+        self._heap.clear()
+        self._dirty.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._timer = self._flush_handle = None
+
+    def _maybe_finish(self) -> None:
+        if not self._owner_done or self._udp is None:
+            return
+        if not self._links:
+            self._close_socket()
+            return
+        if self._linger_task is None:
+            self._quiet = self._loop.create_future()
+            self._linger_task = self._loop.create_task(self._linger_then_close())
+        quiet = all(t._app_done and t._conn.state is State.TIME_WAIT for t in self._links.values())
+        if quiet and self._quiet is not None and not self._quiet.done():
+            self._quiet.set_result(None)
+
+    async def _linger_then_close(self) -> None:
+        try:
+            assert self._quiet is not None
+            await self._quiet
+            await asyncio.sleep(self._linger)
+        finally:
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        udp = self._udp
+        if udp is None:
+            return
+        self._drop_all()
+        if self._quiet is not None and not self._quiet.done():
+            self._quiet.cancel()
+        task = self._linger_task
+        if task is not None and not task.done() and task is not asyncio.current_task(self._loop):
+            task.cancel()
+        udp.close()
+
+
+def _port(address: Any) -> int:
+    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+        return address[1]
+    return 0
+
+
+def udp_socket(family: int, buffer_size: int) -> socket.socket:
+    """A non-blocking UDP socket with (best effort) ``buffer_size``-byte kernel buffers."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            if sock.getsockopt(socket.SOL_SOCKET, option) < buffer_size:
+                sock.setsockopt(socket.SOL_SOCKET, option, buffer_size)
+    return sock
+
+
+def bind_udp_socket(
+    family: int,
+    address: Any,
+    *,
+    reuse_port: bool | None = None,
+    buffer_size: int = SERVER_SOCKET_BUFFER,
+) -> socket.socket:
+    """A UDP socket (see ``udp_socket``) bound to ``address``, failing as asyncio's bind does."""
+    sock = udp_socket(family, buffer_size)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
+        try:
+            sock.bind(address)
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"error while attempting to bind on address {address!r}: "
+                f"{(err.strerror or str(err)).lower()}",
+            ) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,510 @@
+"""RudpTransport: one rudp connection behind the asyncio.Transport API.
+
+It turns the engine's events into Protocol calls in the order CPython documents
+(``connection_made``, ``data_received``*, ``eof_received``?, ``connection_lost``
+once) and the asyncio calls into engine calls; its Endpoint owns the socket, the
+clock and the transmission.  What a user sees mirrors ``selector_events``'s TCP
+transport: the same argument checks, the same silent drop of writes after
+``close()``, the same flow-control limits.  A protocol callback that raises is
+reported to the loop's exception handler and aborts that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+from ..core.connection import Connection
+from ..core.errors import LocalProtocolError
+from ..core.events import (
+    Connected,
+    ConnectionTerminated,
+    DataReceived,
+    EofReceived,
+    Event,
+    WritableAgain,
+)
+
+if TYPE_CHECKING:
+    import structlog
+
+    from .endpoint import Endpoint
+    from .server import Server
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+# As asyncio.constants: warn once this many writes were dropped after close.
+LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+DEFAULT_HIGH_WATER = 64 * 1024
+
+_logger = logging.getLogger("rudp")
+
+
+class _Phase(enum.Enum):
+    HANDSHAKE = "handshake"  # the protocol has not been told of the connection yet
+    MAKING = "making"  # connection_made is scheduled; events wait in the engine
+    OPEN = "open"  # events go to the protocol
+    LOST = "lost"  # connection_lost is scheduled or done; events are discarded
+
+
+class RudpTransport(asyncio.Transport):
+    """The asyncio face of one engine ``Connection``."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        endpoint: Endpoint,
+        conn: Connection,
+        peername: Hashable,
+        *,
+        log: structlog.stdlib.BoundLogger,
+        protocol: asyncio.BaseProtocol | None = None,
+        protocol_factory: ProtocolFactory | None = None,
+        server: Server | None = None,
+        waiter: asyncio.Future[None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._endpoint = endpoint
+        self._conn = conn
+        self._peername = peername
+        self._log = log
+        self._protocol: asyncio.BaseProtocol | None = None
+        self._buffered = False
+        if protocol is not None:
+            self.set_protocol(protocol)
+        self._protocol_factory = protocol_factory
+        self._server = server
+        self._attached = False
+        self._waiter = waiter
+        self._phase = _Phase.HANDSHAKE
+        self._closing = False  # close(), abort() or the end of the connection
+        self._eof_written = False
+        self._lost_writes = 0
+        self._reading_paused = False
+        # Events the engine queued before pause_reading(), kept in order until resumed.
+        self._held: deque[Event] = deque()
+        self._writing_paused = False
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_HIGH_WATER // 4
+        conn.set_send_buffer_limits(self._high_water, self._low_water)
+        # Kept by the Endpoint: the deadline of this connection's live timer-heap entry.
+        self._timer_at: float | None = None
+        self._dropped = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<RudpTransport peer={self._peername!r} state={self._conn.state} "
+            f"phase={self._phase.value} bufsize={self._conn.send_buffered}>"
+        )
+
+    # ------------------------------------------------------------ asyncio API
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._peername
+        if name == "sockname":
+            return self._endpoint.sockname
+        if name == "socket":
+            return self._endpoint.socket
+        if name == "rudp_stats":
+            return self._conn.stats
+        return default
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """FIN after the queued data; ``connection_lost(None)`` once the peer has it.
+
+        Data received and never read makes it a reset instead, as the engine does
+        with what it still buffers (RFC 2525 2.17, as Linux)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._log.info("close")
+        unread = any(isinstance(event, DataReceived) for event in self._held)
+        end = self._take_held_end()
+        if end is not None:
+            self._engine_call(self._conn.close)
+            self._lose(end.error)
+        elif unread:
+            self._log.info("reset", by="local")
+            self._engine_call(self._conn.abort)
+        else:
+            self._engine_call(self._conn.close)
+
+    def abort(self) -> None:
+        """RST now, drop both buffers; ``connection_lost(None)`` soon."""
+        if self._phase is _Phase.LOST:
+            return
+        self._closing = True
+        self._held.clear()
+        self._log.info("reset", by="local")
+        self._engine_call(self._conn.abort)
+        self._lose(None)
+
+    def is_reading(self) -> bool:
+        return not self._closing and not self._reading_paused
+
+    def pause_reading(self) -> None:
+        """No more data_received; the engine's buffer fills and the window closes."""
+        if not self.is_reading():
+            return
+        self._reading_paused = True
+        self._engine_call(self._conn.pause_reading)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._reading_paused:
+            return
+        self._reading_paused = False
+        self._engine_call(self._conn.resume_reading)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._closing:
+            # selector_events drops writes once the connection is going away.
+            if self._lost_writes >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                _logger.warning("socket.send() raised exception.")
+            self._lost_writes += 1
+            return
+        try:
+            self._conn.send(bytes(data))
+        except LocalProtocolError:
+            # The peer reset us and the event is not processed yet: as a dead socket.
+            self._lost_writes += 1
+            return
+        self._endpoint.mark_dirty(self)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        """FIN after the queued data; reading goes on (TCP half-close)."""
+        if self._closing or self._eof_written:
+            return
+        self._eof_written = True
+        self._engine_call(self._conn.shutdown_write)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written and not yet acknowledged by the peer."""
+        return self._conn.send_buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        # Same defaults and checks as asyncio.transports._FlowControlMixin.
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+        self._conn.set_send_buffer_limits(high, low)
+        self._maybe_pause_protocol()
+
+    # --------------------------------------------------- driven by the Endpoint
+    def _start_active_open(self) -> None:
+        self._log.info("connect")
+        self._conn.connect(self._loop.time())
+        self._endpoint.mark_dirty(self)
+
+    def _drain_events(self) -> None:
+        """Dispatch what the engine has to say, as far as the phase allows."""
+        if self._held and not self._reading_paused and self._phase is _Phase.OPEN:
+            self._release_held()
+        while self._phase is not _Phase.MAKING:  # MAKING: events wait for connection_made
+            event = self._conn.next_event()
+            if event is None:
+                break
+            self._dispatch(event)
+        if self._writing_paused and self._conn.send_buffered <= self._low_water:
+            self._maybe_resume_protocol()
+
+    def _fail_handshake(self, exc: Exception) -> None:
+        """An ICMP error ended a pending active open (as the kernel does in SYN-SENT)."""
+        if self._phase is not _Phase.HANDSHAKE:
+            return
+        self._phase = _Phase.LOST
+        self._closing = True
+        self._conn.abort()
+        self._handshake_failed(exc)
+
+    def _force_lost(self, exc: Exception | None) -> None:
+        """The connection ends under the application (endpoint closing, listener
+        closed during the handshake): tell whoever waits for it."""
+        if self._phase is _Phase.HANDSHAKE or self._phase is _Phase.MAKING:
+            self._phase = _Phase.LOST
+            self._handshake_failed(exc or ConnectionAbortedError("endpoint closed"))
+        elif self._phase is _Phase.OPEN:
+            self._closing = True
+            self._held.clear()
+            self._lose(exc)
+
+    @property
+    def _in_handshake(self) -> bool:
+        return self._phase is _Phase.HANDSHAKE
+
+    @property
+    def _app_done(self) -> bool:
+        """The application has been told (or never needed telling) that it is over."""
+        return self._phase is _Phase.LOST
+
+    # ------------------------------------------------------------- internals
+    def _engine_call(self, call: Callable[[], None]) -> None:
+        with contextlib.suppress(LocalProtocolError):
+            call()  # raises only once the engine has ended: nothing left to do
+        self._endpoint.mark_dirty(self)
+
+    def _dispatch(self, event: Event) -> None:
+        if self._phase is _Phase.OPEN:
+            self._on_event(event)
+        elif self._phase is _Phase.HANDSHAKE:
+            self._on_handshake_event(event)
+
+    def _on_handshake_event(self, event: Event) -> None:
+        if isinstance(event, Connected):
+            self._phase = _Phase.MAKING
+            if self._server is not None:
+                # Counted from now, so that Server.wait_closed waits for it.
+                self._server._attach()
+                self._attached = True
+            self._loop.call_soon(self._make_connection)
+        elif isinstance(event, ConnectionTerminated):
+            self._phase = _Phase.LOST
+            self._closing = True
+            self._handshake_failed(event.error or ConnectionAbortedError("connection aborted"))
+
+    def _handshake_failed(self, exc: Exception) -> None:
+        self._log.info("handshake_failed", error=repr(exc))
+        self._detach()
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self._endpoint.app_done(self)
+
+    def _make_connection(self) -> None:
+        if self._phase is not _Phase.MAKING:
+            return
+        waiter = self._waiter
+        if waiter is not None and waiter.cancelled():
+            self._phase = _Phase.LOST
+            self._closing = True
+            self._engine_call(self._conn.abort)
+            self._endpoint.app_done(self)
+            return
+        if self._protocol is None:
+            assert self._protocol_factory is not None
+            try:
+                self.set_protocol(self._protocol_factory())
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {
+                        "message": "Error on transport creation for incoming connection",
+                        "exception": exc,
+                        "transport": self,
+                    }
+                )
+                self._phase = _Phase.LOST
+                self._closing = True
+                self._engine_call(self._conn.abort)
+                self._detach()
+                self._endpoint.app_done(self)
+                return
+            self._log.info("accept")
+        self._phase = _Phase.OPEN
+        try:
+            self.get_protocol().connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._endpoint.mark_dirty(self)  # what arrived meanwhile is delivered next
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, WritableAgain):
+            self._maybe_resume_protocol()
+        elif isinstance(event, ConnectionTerminated):
+            if self._held and event.error is None and not self._closing:
+                self._held.append(event)  # a clean end waits behind unread data
+            else:
+                self._held.clear()
+                self._lose(event.error)
+        elif self._closing:
+            pass  # after close() the application reads no more
+        elif self._reading_paused or self._held:
+            self._held.append(event)
+        else:
+            self._deliver(event)
+
+    def _release_held(self) -> None:
+        while self._held and not self._reading_paused and self._phase is _Phase.OPEN:
+            event = self._held.popleft()
+            if isinstance(event, ConnectionTerminated):
+                self._lose(event.error)
+            elif not self._closing:
+                self._deliver(event)
+
+    def _take_held_end(self) -> ConnectionTerminated | None:
+        end = None
+        for event in self._held:
+            if isinstance(event, ConnectionTerminated):
+                end = event
+        self._held.clear()
+        return end
+
+    def _deliver(self, event: Event) -> None:
+        protocol = self._protocol
+        if isinstance(event, DataReceived):
+            try:
+                if self._buffered:
+                    _feed_buffered(cast(asyncio.BufferedProtocol, protocol), event.data)
+                else:
+                    cast(asyncio.Protocol, protocol).data_received(event.data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+        elif isinstance(event, EofReceived):
+            try:
+                keep_open = cast(asyncio.Protocol, protocol).eof_received()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+                return
+            if not keep_open:
+                self.close()
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        """As selector_events: report, then reset the connection with ``exc``."""
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        if self._phase is _Phase.LOST:
+            return
+        self._closing = True
+        self._held.clear()
+        self._engine_call(self._conn.abort)
+        self._lose(exc if isinstance(exc, Exception) else None)
+
+    def _lose(self, exc: Exception | None) -> None:
+        if self._phase is _Phase.LOST:
+            return
+        self._phase = _Phase.LOST
+        self._closing = True
+        if isinstance(exc, ConnectionResetError):
+            self._log.info("reset", by="peer")
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Exception | None) -> None:
+        self._log.info("connection_lost", error=repr(exc) if exc else None)
+        try:
+            self.get_protocol().connection_lost(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as err:
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.connection_lost() failed",
+                    "exception": err,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        finally:
+            self._detach()
+            self._endpoint.app_done(self)
+
+    def _detach(self) -> None:
+        if self._attached and self._server is not None:
+            self._attached = False
+            self._server._detach()
+
+    def _maybe_pause_protocol(self) -> None:
+        if self._writing_paused or self._conn.send_buffered <= self._high_water:
+            return
+        self._writing_paused = True
+        try:
+            self.get_protocol().pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.pause_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+    def _maybe_resume_protocol(self) -> None:
+        if not self._writing_paused or self._conn.send_buffered > self._low_water:
+            return
+        self._writing_paused = False
+        if self._phase is not _Phase.OPEN:
+            return
+        try:
+            self.get_protocol().resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.resume_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    """As asyncio.protocols._feed_data_to_buffered_proto."""
+    view = memoryview(data)
+    while view:
+        buf = memoryview(protocol.get_buffer(len(view)))
+        if not len(buf):
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]

@@ -1,0 +1,1 @@
+"""What rudp lets you watch: structured log events (and, later, pcap and stats)."""
