@@ -25,10 +25,12 @@ from .events import (
     WritableAgain,
 )
 from .rtt import RttEstimator
+from .scoreboard import Scoreboard, SentSegment
 from .segment import (
     ACK,
     FIN,
     HEADER_LEN,
+    MAX_DATAGRAM,
     PSH,
     RST,
     SYN,
@@ -51,6 +53,8 @@ DUPACK_THRESHOLD = 3
 CHALLENGE_ACK_LIMIT = 10
 # Timestamps tick in milliseconds (RFC 7323 5.4 asks for 1 ms to 1 s).
 TS_HZ = 1000
+# RFC 8985 (7.2): worst-case delayed-ACK time added to a lone segment's probe timeout.
+WORST_CASE_DELAYED_ACK = 0.2
 # RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
 PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 
@@ -126,6 +130,8 @@ class Connection:
         self.max_snd_wnd = 0
         self._send_buffer = SendBuffer()
         self._buffer_start = seq_add(self.iss, 1)  # sequence number of its first byte
+        self._buffer_offset = 0  # ... and its stream offset (bytes acked so far)
+        self._scoreboard = Scoreboard()
         self._fin_seq = 0  # where our FIN sits, once queued
         self._fin_queued = False  # the application shut down its sending side
         self._app_closed = False  # ... and will read no more (close())
@@ -163,8 +169,13 @@ class Connection:
         self._dupacks = 0
         self._in_recovery = False
         self._recover = self.iss  # RFC 6582 "recover"
-        self._retransmit_una = False
         self._syn_retries = 0
+        self._retransmit_now = False
+        self.min_rtt: float | None = None
+        self._tlp_allowed = True  # RFC 8985 (7): one probe until new data is acked
+        self._tlp_high: int | None = None  # SND.MAX when a probe retransmitted
+        self._tlp_new_data = False  # the probe due now sends new data
+        self._tlp_resend: SentSegment | None = None  # ... or resends this
 
         # Output wishes, turned into segments by datagrams_to_send.
         self._ack_now = False
@@ -182,6 +193,8 @@ class Connection:
         self.fin_wait_2_at: float | None = None
         self.give_up_at: float | None = None  # RFC 5482 user timeout
         self.keepalive_at: float | None = None
+        self.tlp_at: float | None = None  # RFC 8985 (7) tail loss probe
+        self.rack_at: float | None = None  # RFC 8985 (6.3) reordering timer
         self._keepalive_probes_sent = 0
         self._persist_backoff = 1
 
@@ -223,7 +236,8 @@ class Connection:
 
     @property
     def bytes_in_flight(self) -> int:
-        return seq_sub(self.snd_nxt, self.snd_una)
+        """RFC 6675 "pipe": sent bytes presumed still in the network."""
+        return self._scoreboard.pipe
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
@@ -238,6 +252,8 @@ class Connection:
             self.fin_wait_2_at,
             self.give_up_at,
             self.keepalive_at,
+            self.tlp_at,
+            self.rack_at,
         ):
             if at is not None and (deadline is None or at < deadline):
                 deadline = at
@@ -346,6 +362,8 @@ class Connection:
     def receive_datagram(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """One datagram from the peer.  Never raises on its content."""
         try:
+            if len(data) > MAX_DATAGRAM:
+                raise MalformedSegment("larger than any UDP datagram")
             seg = decode(data, verify_checksum=self._verify_checksum)
         except MalformedSegment:
             self.stats.dropped_malformed += 1
@@ -386,6 +404,12 @@ class Connection:
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
             self._on_retransmission_timeout(now)
+        if self.rack_at is not None and now >= self.rack_at:
+            self.rack_at = None
+            self._detect_losses(now)
+        if self.tlp_at is not None and now >= self.tlp_at:
+            self.tlp_at = None
+            self._on_probe_timeout(now)
         if self.keepalive_at is not None and now >= self.keepalive_at:
             self._on_keepalive_timer(now)
             if self.state is State.CLOSED:
@@ -414,10 +438,13 @@ class Connection:
             if self.snd_nxt == self.iss:
                 self._send_syn(now, out)
         else:
-            if self._retransmit_una:
-                self._retransmit_una = False
-                self._send_retransmission(now, out)
-            self._send_new_data(now, out)
+            if self._scoreboard.lost_bytes:
+                self._send_lost(now, out)
+            if self._tlp_resend is not None:
+                self._resend(self._tlp_resend, now, out)
+                self._tlp_resend = None
+            self._send_new_data(now, out, probe=self._tlp_new_data)
+            self._tlp_new_data = False
             if self._probe_now:
                 # The persist timer fired and no data could go: probe the window.
                 self._probe_now = False
@@ -643,8 +670,12 @@ class Connection:
             return False
         if acked > 0:
             self._on_new_ack(seg, acked, now)
-        elif acked == 0:
+        if seg.sack_blocks and self.sack_permitted:
+            self._take_sack_blocks(seg.sack_blocks, now)
+        if acked == 0:
             self._maybe_duplicate_ack(seg, now)
+        if self._scoreboard.outstanding:
+            self._detect_losses(now)
         # RFC 9293 3.10.7.4: window update if the segment is not older than the
         # last one that updated it.
         if seq_lt(self.snd_wl1, seg.seq) or (
@@ -656,36 +687,48 @@ class Connection:
 
     def _on_new_ack(self, seg: Segment, acked: int, now: float) -> None:
         ack = seg.ack
+        newly = self._scoreboard.ack(self._offset(ack), now)
         data_acked = self._consume_acked_data(ack)
         self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
-            # After a go-back-N rewind the originals arrived after all.
-            self.snd_nxt = ack
         self.stats.bytes_acked += data_acked
         self._sample_rtt(seg, ack, now)
         if self._in_recovery:
             if seq_ge(ack, self._recover):
-                # RFC 6582 (3.2 step 3): full acknowledgment ends recovery.
+                # RFC 6582 (3.2 step 3) / RFC 6675 (5): full acknowledgment ends
+                # recovery.
                 self._in_recovery = False
-                self.cc.on_recovery_end(self.bytes_in_flight)
-            else:
-                # Partial acknowledgment: the next hole is lost too.
-                self.cc.on_partial_ack(data_acked)
-                self._retransmit_una = True
+                self.cc.on_recovery_end(self._scoreboard.outstanding)
+            elif not self.sack_permitted:
+                # RFC 6582 (3.2 step 3) partial acknowledgment: the next hole is
+                # lost too; deflate by what was acked.
+                self.cc.on_partial_ack(newly)
+                self._mark_first_outstanding_lost()
+                self._retransmit_now = True
         else:
-            self.cc.on_ack(data_acked, now, self.rtt.srtt)
+            self.cc.on_ack(newly, now, self.rtt.srtt)
+        if self._tlp_high is not None and seq_ge(ack, self._tlp_high):
+            self._end_tlp_episode(now)
         self._dupacks = 0
         self._lt_bytes = 0
+        self._tlp_allowed = True
         # RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:
-            self.rto_at = None
+            self.rto_at = self.tlp_at = self.rack_at = None
             self.give_up_at = None
         else:
             self.rto_at = now + self.rtt.rto
             self.give_up_at = now + self.config.user_timeout
+            self._arm_tlp(now)
         if self._above_high_water and len(self._send_buffer) <= self._low_water:
             self._above_high_water = False
             self._events.append(WritableAgain())
+
+    def _take_sack_blocks(self, blocks: tuple[tuple[int, int], ...], now: float) -> None:
+        # RFC 2018 (4) / RFC 6675 (4): record what the receiver holds; blocks
+        # outside SND.UNA..SND.MAX are ignored.
+        for left, right in blocks:
+            if seq_lt(left, right) and seq_ge(left, self.snd_una) and seq_le(right, self.snd_max):
+                self._scoreboard.sack(self._offset(left), self._offset(right), now)
 
     def _maybe_duplicate_ack(self, seg: Segment, now: float) -> None:
         # RFC 5681 (2): the definition of a duplicate acknowledgment.
@@ -698,16 +741,49 @@ class Connection:
             return
         self._dupacks += 1
         if self._in_recovery:
-            self.cc.on_dupack()
+            if not self.sack_permitted:
+                # RFC 5681 (3.2 step 4): each further duplicate means a segment
+                # left the network; without SACK only inflation can say so.
+                self.cc.on_dupack()
         elif self._dupacks == DUPACK_THRESHOLD and seq_gt(self.snd_una, self._recover):
-            # RFC 6582 (3.2 step 2): fast retransmit, then fast recovery.
-            self._in_recovery = True
-            self._recover = self.snd_max
-            # RFC 5681 (3.2 step 2): FlightSize without limited-transmit data.
-            self.cc.on_loss(now, self.bytes_in_flight - self._lt_bytes)
-            self._retransmit_una = True
-            self._rtt_seq = None
-            self.stats.fast_retransmits += 1
+            # RFC 5681 (3.2 step 2) / RFC 6675 (5): the first hole is lost --
+            # unless these duplicates answer our own resending after an RTO
+            # (RFC 6582 3.2 step 2).
+            self._mark_first_outstanding_lost()
+
+    def _mark_first_outstanding_lost(self) -> None:
+        for sent in self._scoreboard:
+            if not sent.sacked:
+                self._scoreboard.mark_lost(sent)
+                return
+
+    def _detect_losses(self, now: float) -> None:
+        """Mark lost segments (RFC 6675 IsLost, RFC 8985 RACK) and start recovery."""
+        board = self._scoreboard
+        if self.sack_permitted:
+            board.detect_by_dupthresh(DUPACK_THRESHOLD, self.snd_mss)
+            # RFC 8985 (6.2 step 4): reordering window of a quarter min RTT.
+            reo_wnd = (self.min_rtt or 0.0) / 4
+            if self.rtt.srtt is not None:
+                reo_wnd = min(reo_wnd, self.rtt.srtt)
+            self.rack_at = board.detect_by_time(now, reo_wnd)
+        if board.lost_bytes and not self._in_recovery and seq_gt(self.snd_una, self._recover):
+            self._enter_recovery(now)
+
+    def _enter_recovery(self, now: float) -> None:
+        # RFC 6582 (3.2 step 2) / RFC 6675 (5): one window reduction per episode.
+        self._in_recovery = True
+        self._recover = self.snd_max
+        # RFC 5681 (3.2 step 2): FlightSize without limited-transmit data.
+        self.cc.on_loss(now, self._scoreboard.outstanding - self._lt_bytes)
+        if self.sack_permitted:
+            # RFC 6675 (5 step 4.2): with a scoreboard, pipe does what inflation
+            # does for NewReno.
+            self.cc.cwnd = self.cc.ssthresh
+        self.tlp_at = None
+        self._rtt_seq = None
+        self._retransmit_now = True
+        self.stats.fast_retransmits += 1
 
     def _after_ack_state_changes(self, now: float) -> None:
         if not self._fin_queued or not self._fin_sent() or self.snd_una != self.snd_max:
@@ -872,10 +948,13 @@ class Connection:
         if self.rto_at is None:
             self.rto_at = now + self.rtt.rto
 
-    def _send_new_data(self, now: float, out: list[bytes]) -> None:
+    def _send_new_data(self, now: float, out: list[bytes], *, probe: bool = False) -> None:
+        """Send unsent data (and the FIN) as the windows allow.  ``probe``: a tail
+        loss probe (RFC 8985 7.3) may send one segment beyond the windows."""
         buffer_seq = self._buffer_seq()
         buffered = len(self._send_buffer)
         mss = self.snd_mss
+        sent_any = False
         while True:
             offset = seq_sub(self.snd_nxt, buffer_seq)
             remaining = buffered - offset
@@ -884,17 +963,15 @@ class Connection:
                 break
             size = 0
             if remaining > 0:
-                usable = self._usable_window()
+                usable = self._receiver_room() if probe else self._usable_window()
                 size = min(mss, remaining, usable)
                 # RFC 9293 3.8.6.2.1: sender silly-window avoidance, overridden
-                # when the persist timer fired (the "override timeout"); bytes
-                # already sent once are resent whatever their size.
+                # when the persist timer fired (the "override timeout").
                 if (
                     size < mss
                     and size < remaining
                     and size < self.max_snd_wnd // 2
                     and not self._probe_now
-                    and not seq_lt(self.snd_nxt, self.snd_max)
                 ):
                     size = 0
                 if size <= 0:
@@ -905,25 +982,43 @@ class Connection:
             fin = self._fin_queued and size == remaining
             flags = ACK | (PSH if size == remaining and size else 0) | (FIN if fin else 0)
             payload = self._send_buffer.peek(offset, size) if size else b""
-            retransmission = seq_lt(self.snd_nxt, self.snd_max)
-            self._emit_data(now, out, self.snd_nxt, flags, payload, retransmission)
+            self._emit_data(now, out, self.snd_nxt, flags, payload, False)
+            start = self._buffer_offset + offset
+            self._scoreboard.on_sent(start, start + size + fin, now)
             self._probe_now = False
-            self.snd_nxt = seq_add(self.snd_nxt, size + (1 if fin else 0))
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
-            if fin:
+            self.snd_nxt = self.snd_max = seq_add(self.snd_nxt, size + fin)
+            sent_any = True
+            if fin or probe:
                 break
+        if sent_any:
+            # RFC 8985 (7.2): (re)schedule the probe after sending new data.
+            self._arm_tlp(now)
 
-    def _send_retransmission(self, now: float, out: list[bytes]) -> None:
-        """Resend the segment at SND.UNA (fast retransmit, partial ACK)."""
-        offset = seq_sub(self.snd_una, self._buffer_seq())
-        size = max(min(self.snd_mss, len(self._send_buffer) - offset), 0)
-        end = seq_add(self.snd_una, size)
-        fin = self._fin_queued and self._fin_sent() and end == self._fin_seq
-        if size == 0 and not fin:
-            return
-        payload = self._send_buffer.peek(offset, size) if size else b""
-        self._emit_data(now, out, self.snd_una, ACK | (FIN if fin else 0), payload, True)
+    def _send_lost(self, now: float, out: list[bytes]) -> None:
+        """RFC 6675 (4, NextSeg rule 1): resend segments presumed lost, oldest
+        first, while the congestion window has room for them."""
+        board = self._scoreboard
+        mss = self.snd_mss
+        while board.lost_bytes and (self._retransmit_now or self.cc.cwnd - board.pipe >= mss):
+            # RFC 5681 (3.2 step 2) and RFC 6582 (3.2 step 3): the fast
+            # retransmission and a partial ACK's retransmission go at once.
+            self._retransmit_now = False
+            sent = board.first_lost()
+            if sent is None:
+                break
+            if sent.end - sent.start > mss:
+                board.split_front(sent, mss)  # the MSS shrank since
+            self._resend(sent, now, out)
+
+    def _resend(self, sent: SentSegment, now: float, out: list[bytes]) -> None:
+        offset = sent.start - self._buffer_offset
+        data_end = min(sent.end - self._buffer_offset, len(self._send_buffer))
+        fin = self._fin_queued and sent.end - self._buffer_offset > len(self._send_buffer)
+        payload = self._send_buffer.peek(offset, data_end - offset) if data_end > offset else b""
+        seq = seq_add(self._buffer_start, offset)
+        push = PSH if payload and data_end == len(self._send_buffer) else 0
+        self._emit_data(now, out, seq, ACK | push | (FIN if fin else 0), payload, True)
+        self._scoreboard.on_retransmitted(sent, now)
 
     def _emit_data(
         self, now: float, out: list[bytes], seq: int, flags: int, payload: bytes, again: bool
@@ -937,8 +1032,7 @@ class Connection:
             self._ts_retransmitted = seg.ts_val
             stats.bytes_retransmitted += n
             stats.retransmitted_segments += 1
-            if self._rtt_seq is not None and seq_le(seq, self._rtt_seq):
-                self._rtt_seq = None  # Karn: never time a retransmitted segment
+            self._rtt_seq = None  # Karn: never time across a retransmission
         else:
             self.cc.on_sent(n, now)
             if self._limited_transmit():
@@ -953,6 +1047,50 @@ class Connection:
             self.give_up_at = now + self.config.user_timeout
         self.persist_at = None
         self._persist_backoff = 1
+
+    # ===================================================== tail loss probe
+    def _arm_tlp(self, now: float) -> None:
+        # RFC 8985 (7.2): PTO = 2 * SRTT, plus the worst-case delayed ACK when a
+        # single segment is in flight; never later than the RTO.
+        if (
+            not (self.sack_permitted and self._tlp_allowed)
+            or self.rtt.srtt is None
+            or self._in_recovery
+            or seq_lt(self.snd_una, self._recover)  # still repairing after an RTO
+        ):
+            return
+        pto = 2 * self.rtt.srtt
+        if self._scoreboard.outstanding <= self.snd_mss:
+            pto += WORST_CASE_DELAYED_ACK
+        at = now + pto
+        if self.rto_at is not None and at > self.rto_at:
+            return
+        self.tlp_at = at
+
+    def _on_probe_timeout(self, now: float) -> None:
+        # RFC 8985 (7.3): send one new segment if there is one, else resend the
+        # last one, to draw a SACK that lets RACK find the tail losses.
+        if self.snd_una == self.snd_max or self._in_recovery:
+            return
+        self._tlp_allowed = False
+        unsent = len(self._send_buffer) - seq_sub(self.snd_nxt, self._buffer_start)
+        if unsent > 0 and self._receiver_room() >= min(unsent, self.snd_mss):
+            self._tlp_new_data = True
+        else:
+            last = self._scoreboard.last()
+            if last is not None and not last.sacked:
+                self._tlp_high = self.snd_max
+                self._tlp_resend = last
+        # RFC 8985 (7.3): re-arm the RTO from now.
+        self.rto_at = now + self.rtt.rto
+
+    def _end_tlp_episode(self, now: float) -> None:
+        # RFC 8985 (7.4.2): without D-SACK we cannot tell whether the probe
+        # repaired a loss, so we assume it did and reduce the window once.
+        self._tlp_high = None
+        if not self._in_recovery:
+            self.cc.on_loss(now, self._scoreboard.outstanding)
+            self.cc.cwnd = self.cc.ssthresh
 
     def _send_window_probe(self, now: float, out: list[bytes]) -> None:
         # RFC 9293 3.8.6.1: probe a zero window.  Like Linux, send an ACK one
@@ -1029,8 +1167,13 @@ class Connection:
     def _usable_window(self) -> int:
         # RFC 5681 (2) / RFC 9293 3.8.6.2.1: min(cwnd, peer window) less in flight;
         # RFC 3042 limited transmit adds a segment per early duplicate ACK.
-        wnd = min(self.cc.cwnd + self._limited_transmit(), self.snd_wnd)
-        return seq_sub(seq_add(self.snd_una, wnd), self.snd_nxt)
+        # With a scoreboard, what counts against cwnd is pipe (RFC 6675 4).
+        congestion = self.cc.cwnd + self._limited_transmit() - self._scoreboard.pipe
+        return min(congestion, self._receiver_room())
+
+    def _receiver_room(self) -> int:
+        """What the peer's window still admits beyond SND.NXT."""
+        return seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
 
     def _limited_transmit(self) -> int:
         if 0 < self._dupacks < DUPACK_THRESHOLD and not self._in_recovery:
@@ -1057,16 +1200,22 @@ class Connection:
                 else:
                     self._fail(TimeoutError("handshake timed out: no ACK of SYN-ACK"))
                 return
-        # RFC 6298 (5.4-5.6): back off, retransmit from the oldest unacknowledged.
         self.rtt.on_timeout()
+        self.rto_at = now + self.rtt.rto
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self.snd_nxt = self.iss  # resend the SYN
+            self._rtt_seq = None  # Karn
+            return
         # RFC 5681 (3.1) and RFC 6582 (3.2 step 4).
-        self.cc.on_rto(now, self.bytes_in_flight)
+        self.cc.on_rto(now, self._scoreboard.outstanding)
         self._recover = self.snd_max
         self._in_recovery = False
         self._dupacks = 0
         self._rtt_seq = None
-        self.snd_nxt = self.snd_una
-        self.rto_at = now + self.rtt.rto
+        self.tlp_at = self.rack_at = None
+        # RFC 6298 (5.4) with RFC 6675 (5.1): everything not SACKed is presumed
+        # lost; cwnd (one segment now) paces the resending, oldest first.
+        self._scoreboard.mark_all_lost()
 
     def _on_keepalive_timer(self, now: float) -> None:
         # RFC 1122 (4.2.3.6): probe an idle connection; give up after the
@@ -1096,11 +1245,17 @@ class Connection:
                 return
             rtt = ((self._ts_now(now) - seg.ts_ecr) & SEQ_MASK) / TS_HZ
             if rtt < self.config.max_rto * 2:
-                self.rtt.on_sample(rtt)
+                self._rtt_sample(rtt)
             return
         if self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
-            self.rtt.on_sample(now - self._rtt_sent_at)
+            self._rtt_sample(now - self._rtt_sent_at)
             self._rtt_seq = None
+
+    def _rtt_sample(self, rtt: float) -> None:
+        self.rtt.on_sample(rtt)
+        if self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt
+            self._scoreboard.min_rtt = rtt
 
     # ============================================================ helpers
     def _take_ack_of_syn(self, seg: Segment, now: float) -> None:
@@ -1168,7 +1323,12 @@ class Connection:
         if acked:
             self._send_buffer.consume(acked)
             self._buffer_start = seq_add(self._buffer_start, acked)
+            self._buffer_offset += acked
         return acked
+
+    def _offset(self, seq: int) -> int:
+        """Stream offset (scoreboard coordinates) of a sequence number."""
+        return self._buffer_offset + seq_sub(seq, self._buffer_start)
 
     def _buffer_seq(self) -> int:
         """Sequence number of the first byte in the send buffer."""
@@ -1201,7 +1361,8 @@ class Connection:
         self._set_state(State.CLOSED)
         self.rto_at = self.delayed_ack_at = self.persist_at = None
         self.time_wait_at = self.fin_wait_2_at = self.give_up_at = self.keepalive_at = None
-        self._ack_now = self._probe_now = self._retransmit_una = False
+        self._ack_now = self._probe_now = False
+        self.tlp_at = self.rack_at = None
         self._send_buffer.clear()
         self._terminate(error)
 

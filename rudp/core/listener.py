@@ -17,7 +17,7 @@ from .config import Config
 from .connection import Connection, reset_for
 from .errors import MalformedSegment
 from .isn import IsnSource
-from .segment import ACK, RST, SYN, Segment, decode, encode
+from .segment import ACK, MAX_DATAGRAM, RST, SYN, Segment, decode, encode
 from .state import State
 
 LoggerFactory = Callable[[Hashable], Any]
@@ -62,6 +62,9 @@ class Listener:
     def receive_datagram(self, data: bytes, peer: Hashable, now: float) -> Connection | None:
         """A datagram from a peer with no connection; returns a new Connection for
         a SYN that fits the backlog, else None."""
+        if len(data) > MAX_DATAGRAM:
+            self.stats.dropped_malformed += 1
+            return None
         try:
             seg = decode(data, verify_checksum=self.config.checksum == "full")
         except MalformedSegment:

@@ -34,6 +34,9 @@ class Flag(enum.IntFlag):
 
 
 HEADER_LEN = 20
+#: The largest payload a UDP datagram can carry over IPv4 (65,535 - 8 - 20): a
+#: longer "datagram" cannot have come from a socket and is malformed.
+MAX_DATAGRAM = 65507
 MAX_OPTIONS_LEN = 40
 MAX_WSCALE = 14  # RFC 7323 2.3
 

@@ -185,7 +185,7 @@ def test_syn_sent_handshake_gives_first_sample_rfc6298_2_2() -> None:
 def test_established_retransmission_at_exact_rto_with_backoff_rfc6298_5() -> None:
     """RFC 6298 (5.1) start the timer on sending; (5.4) retransmit the earliest
     unacknowledged segment when it expires; (5.5) double the RTO; (5.6) restart."""
-    conn = established()
+    conn = established(peer_sack=False)
     conn.send(payload(1000))
     data = seg(SND, RCV, ACK | PSH, window=OUR_WINDOW, payload=payload(1000))
     assert sent(conn, 1.0) == [data]
@@ -200,7 +200,7 @@ def test_established_retransmission_at_exact_rto_with_backoff_rfc6298_5() -> Non
 
 
 def test_established_retransmission_backoff_capped_at_max_rto_rfc6298_2_5() -> None:
-    conn = established(max_rto=1.0)
+    conn = established(peer_sack=False, max_rto=1.0)
     conn.send(payload(100))
     sent(conn, 1.0)
     at = 1.0
@@ -213,7 +213,7 @@ def test_established_retransmission_backoff_capped_at_max_rto_rfc6298_2_5() -> N
 def test_established_new_ack_restarts_timer_full_ack_stops_it_rfc6298_5_2_5_3() -> None:
     """RFC 6298 (5.3): an ACK of new data restarts the timer at now + RTO; (5.2)
     when everything is acknowledged the timer stops."""
-    conn = established(timestamps=False)
+    conn = established(peer_sack=False, timestamps=False)
     conn.send(payload(1000))
     sent(conn, 1.0)
     conn.send(payload(1000, 1000))
@@ -231,7 +231,7 @@ def test_established_karn_no_sample_from_retransmitted_segment_rfc6298_3() -> No
     """RFC 6298 3 (Karn): without timestamps, an ACK for a retransmitted segment
     gives no RTT sample; the backed-off RTO stays until a fresh segment is
     timed, whose sample then collapses it."""
-    conn = established(timestamps=False)
+    conn = established(peer_sack=False, timestamps=False)
     conn.send(payload(1000))
     sent(conn, 1.0)
     fire(conn, 1.0 + RTO)
@@ -273,7 +273,7 @@ def test_established_timestamps_sample_retransmitted_segment_rfc7323_4_1() -> No
 
 def test_established_timestamp_echo_gives_a_sample_rfc7323_4_1() -> None:
     """RFC 7323 4.1: RTT = now - SEG.TSecr (32-bit modular), folded in by RFC 6298."""
-    conn = established(peer_ts=True)
+    conn = established(peer_sack=False, peer_ts=True)
     conn.send(b"x")
     [data] = sent(conn, 2.0)
     assert data.ts_val is not None
@@ -285,7 +285,7 @@ def test_established_timestamp_echo_gives_a_sample_rfc7323_4_1() -> None:
 def test_established_user_timeout_gives_up_rfc5482() -> None:
     """RFC 9293 3.8.3 / RFC 5482: data unacknowledged for the user timeout ends the
     connection with TimeoutError (no RST: the peer is presumed unreachable)."""
-    conn = established(user_timeout=5.0)
+    conn = established(peer_sack=False, user_timeout=5.0)
     conn.send(payload(100))
     sent(conn, 1.0)
     while (at := conn.next_timer()) is not None and at < 6.0:
