@@ -41,7 +41,7 @@ class Config:
     #: Offer and accept RFC 7323 window scaling.
     window_scale: bool = True
     #: Congestion control algorithm, by registered name.
-    congestion_control: str = "newreno"
+    congestion_control: str = "cubic"
     #: RFC 6928 initial window, in segments.
     initial_window: int = 10
     #: Nagle's algorithm (RFC 896); off like asyncio's TCP_NODELAY.

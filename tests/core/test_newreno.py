@@ -252,7 +252,7 @@ def dupack(conn: Connection, at: float, ack: int = SND) -> list[Segment]:
 
 def flight_of_ten() -> Connection:
     """ESTABLISHED with the initial window (10 segments, SND..SND+10M) in flight."""
-    conn = established(peer_sack=False)
+    conn = established(congestion_control="newreno", peer_sack=False)
     conn.send(payload(10 * M))
     out = sent(conn, 1.0)
     assert [s.seq for s in out] == [SND + i * M for i in range(10)]
@@ -282,7 +282,7 @@ def test_established_three_dupacks_fast_retransmit_rfc5681_3_2() -> None:
 
 
 def test_established_fast_retransmit_across_wrap_rfc5681_3_2() -> None:
-    conn = established(peer_sack=False, isn=WRAP_ISN)
+    conn = established(congestion_control="newreno", peer_sack=False, isn=WRAP_ISN)
     conn.send(payload(10 * M))
     sent(conn, 1.0)
     una = 2**32 - 2
@@ -315,7 +315,7 @@ def test_established_ack_that_is_not_duplicate_does_not_count_rfc5681_2(kind: st
 def test_established_limited_transmit_new_segment_per_early_dupack_rfc3042() -> None:
     """RFC 3042 2: the first and second duplicate ACKs each send one new segment,
     if the receiver's window allows; cwnd itself is unchanged."""
-    conn = established(peer_sack=False)
+    conn = established(congestion_control="newreno", peer_sack=False)
     conn.send(payload(20 * M))
     sent(conn, 1.0)
     assert dupack(conn, 1.2) == [data(SND + 10 * M)]
@@ -327,7 +327,7 @@ def test_established_limited_transmit_new_segment_per_early_dupack_rfc3042() -> 
 def test_established_limited_transmit_not_in_ssthresh_rfc5681_3_2() -> None:
     """RFC 5681 3.2 step 2: "When [RFC3042] is in use, additional data sent in
     limited transmit MUST NOT be included in this calculation"."""
-    conn = established(peer_sack=False)
+    conn = established(congestion_control="newreno", peer_sack=False)
     conn.send(payload(20 * M))
     sent(conn, 1.0)
     dupack(conn, 1.2)
@@ -428,7 +428,7 @@ def test_established_no_fast_retransmit_for_dupacks_below_recover_rfc6582_3_2() 
 def test_established_congestion_avoidance_one_mss_per_cwnd_acked_rfc5681_3_1() -> None:
     """RFC 5681 (3) with RFC 3465 2.1: with cwnd >= ssthresh, cwnd grows by one
     SMSS once a whole cwnd of bytes (here ten segments) has been acknowledged."""
-    conn = established(peer_sack=False)
+    conn = established(congestion_control="newreno", peer_sack=False)
     conn.cc.ssthresh = conn.cc.cwnd
     conn.send(payload(40 * M))
     sent(conn, 1.0)
