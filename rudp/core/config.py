@@ -56,6 +56,11 @@ class Config:
     fin_wait_2_timeout: float = 60.0
     #: See the class docstring.
     checksum: ChecksumMode = "full"
+    #: RFC 8899 / RFC 4821 path MTU discovery: probe with larger data segments,
+    #: up to ``pmtud_max_segment_size``, and use the largest one acknowledged.
+    #: Our SYN then advertises that we can receive segments that large.
+    pmtud: bool = False
+    pmtud_max_segment_size: int = 65507
     #: RFC 1122 (4.2.3.6) keepalive, off by default: after ``keepalive_idle``
     #: seconds of silence, probe every ``keepalive_interval`` seconds and give up
     #: (TimeoutError) after ``keepalive_probes`` unanswered probes.  Linux's
@@ -84,5 +89,7 @@ class Config:
             raise ValueError("syn_retries must not be negative")
         if self.keepalive_idle <= 0 or self.keepalive_interval <= 0 or self.keepalive_probes < 1:
             raise ValueError("keepalive idle and interval must be positive, probes at least 1")
+        if not self.max_segment_size <= self.pmtud_max_segment_size <= 65507:
+            raise ValueError("pmtud_max_segment_size must be within max_segment_size..65507")
         if self.checksum not in ("full", "udp"):
             raise ValueError('checksum must be "full" or "udp"')

@@ -24,6 +24,7 @@ from .events import (
     Event,
     WritableAgain,
 )
+from .pmtud import PathMtuDiscovery
 from .rtt import RttEstimator
 from .scoreboard import Scoreboard, SentSegment
 from .segment import (
@@ -53,6 +54,9 @@ DUPACK_THRESHOLD = 3
 CHALLENGE_ACK_LIMIT = 10
 # Timestamps tick in milliseconds (RFC 7323 5.4 asks for 1 ms to 1 s).
 TS_HZ = 1000
+# RFC 4821 (7.7): consecutive timeouts after which a black hole is suspected
+# (Linux's tcp_retries1).
+BLACK_HOLE_TIMEOUTS = 3
 # RFC 8985 (7.2): worst-case delayed-ACK time added to a lone segment's probe timeout.
 WORST_CASE_DELAYED_ACK = 0.2
 # RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
@@ -171,6 +175,11 @@ class Connection:
         self._recover = self.iss  # RFC 6582 "recover"
         self._syn_retries = 0
         self._retransmit_now = False
+        self._consecutive_timeouts = 0
+        # RFC 8899 / RFC 4821 path MTU discovery, when enabled, and the probe in
+        # flight as (start offset, end offset, datagram size).
+        self.pmtud: PathMtuDiscovery | None = None
+        self._pmtud_probe: tuple[int, int, int] | None = None
         self.min_rtt: float | None = None
         self._tlp_allowed = True  # RFC 8985 (7): one probe until new data is acked
         self._tlp_high: int | None = None  # SND.MAX when a probe retransmitted
@@ -254,6 +263,7 @@ class Connection:
             self.keepalive_at,
             self.tlp_at,
             self.rack_at,
+            self.pmtud.next_timer() if self.pmtud is not None else None,
         ):
             if at is not None and (deadline is None or at < deadline):
                 deadline = at
@@ -410,6 +420,11 @@ class Connection:
         if self.tlp_at is not None and now >= self.tlp_at:
             self.tlp_at = None
             self._on_probe_timeout(now)
+        if self.pmtud is not None:
+            at = self.pmtud.next_timer()
+            if at is not None and now >= at:
+                self.pmtud.handle_timer(now)
+                self._check_pmtud_probe(now)
         if self.keepalive_at is not None and now >= self.keepalive_at:
             self._on_keepalive_timer(now)
             if self.state is State.CLOSED:
@@ -676,6 +691,8 @@ class Connection:
             self._maybe_duplicate_ack(seg, now)
         if self._scoreboard.outstanding:
             self._detect_losses(now)
+        if self._pmtud_probe is not None:
+            self._check_pmtud_probe(now)
         # RFC 9293 3.10.7.4: window update if the segment is not older than the
         # last one that updated it.
         if seq_lt(self.snd_wl1, seg.seq) or (
@@ -711,6 +728,7 @@ class Connection:
         self._dupacks = 0
         self._lt_bytes = 0
         self._tlp_allowed = True
+        self._consecutive_timeouts = 0
         # RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:
             self.rto_at = self.tlp_at = self.rack_at = None
@@ -791,6 +809,7 @@ class Connection:
         # Our FIN is acknowledged.
         state = self.state
         if state is State.FIN_WAIT_1:
+            self._stop_pmtud()
             self._set_state(State.FIN_WAIT_2)
             if self._app_closed:
                 self.fin_wait_2_at = now + self.config.fin_wait_2_timeout
@@ -919,7 +938,7 @@ class Connection:
             seq=self.iss,
             flags=SYN | ACK if passive else SYN,
             ack=self.rcv_nxt if passive else 0,
-            mss=cfg.max_segment_size - HEADER_LEN,
+            mss=(cfg.pmtud_max_segment_size if cfg.pmtud else cfg.max_segment_size) - HEADER_LEN,
         )
         # RFC 7323 / RFC 2018: offer options; when answering, only what was offered.
         if cfg.timestamps and (self.timestamps_enabled or not passive):
@@ -962,7 +981,10 @@ class Connection:
             if remaining <= 0 and not fin_due:
                 break
             size = 0
-            if remaining > 0:
+            mtu_probe = self._mtu_probe_payload(now, remaining) if self.pmtud else 0
+            if mtu_probe:
+                size = mtu_probe
+            elif remaining > 0:
                 usable = self._receiver_room() if probe else self._usable_window()
                 size = min(mss, remaining, usable)
                 # RFC 9293 3.8.6.2.1: sender silly-window avoidance, overridden
@@ -985,6 +1007,10 @@ class Connection:
             self._emit_data(now, out, self.snd_nxt, flags, payload, False)
             start = self._buffer_offset + offset
             self._scoreboard.on_sent(start, start + size + fin, now)
+            if mtu_probe and self.pmtud is not None:
+                datagram = len(out[-1])
+                self._pmtud_probe = (start, start + size + fin, datagram)
+                self.pmtud.on_probe_sent(datagram, now)
             self._probe_now = False
             self.snd_nxt = self.snd_max = seq_add(self.snd_nxt, size + fin)
             sent_any = True
@@ -1047,6 +1073,49 @@ class Connection:
             self.give_up_at = now + self.config.user_timeout
         self.persist_at = None
         self._persist_backoff = 1
+
+    # ================================================ path MTU discovery
+    def _start_pmtud(self) -> None:
+        cfg = self.config
+        ceiling = min(cfg.pmtud_max_segment_size, self.peer_mss + HEADER_LEN)
+        base = min(cfg.max_segment_size, ceiling)
+        if cfg.pmtud and ceiling > base:
+            self.pmtud = PathMtuDiscovery(base, ceiling)
+            self.pmtud.start()
+
+    def _mtu_probe_payload(self, now: float, remaining: int) -> int:
+        """Payload of the probe to send now, or 0 (RFC 4821 7.4: probe only with
+        data to fill it and more behind it, outside recovery, within both windows)."""
+        pmtud = self.pmtud
+        if pmtud is None or self._pmtud_probe is not None or self._in_recovery:
+            return 0
+        size = pmtud.should_probe(now)
+        if size is None:
+            return 0
+        payload = size - HEADER_LEN - (TS_OPTION_LEN if self.timestamps_enabled else 0)
+        if payload < self.snd_mss or remaining < payload + self.snd_mss:
+            return 0
+        if self._usable_window() < payload:
+            return 0
+        return payload
+
+    def _check_pmtud_probe(self, now: float) -> None:
+        """Tell the prober what became of its probe; resize segments after."""
+        probe, pmtud = self._pmtud_probe, self.pmtud
+        if probe is None or pmtud is None:
+            return
+        start, end, size = probe
+        board = self._scoreboard
+        record = board.find(start)
+        if board.acked >= end or (record is not None and record.sacked and record.end >= end):
+            pmtud.on_probe_acked(size, now)
+        elif record is not None and (record.lost or record.retransmitted):
+            # RFC 4821 (7.5): a lost probe; its data goes again at the old size.
+            pmtud.on_probe_lost(size, now)
+        elif pmtud.probe_in_flight:
+            return
+        self._pmtud_probe = None
+        self._size_segments(pmtud.plpmtu)
 
     # ===================================================== tail loss probe
     def _arm_tlp(self, now: float) -> None:
@@ -1216,6 +1285,14 @@ class Connection:
         # RFC 6298 (5.4) with RFC 6675 (5.1): everything not SACKed is presumed
         # lost; cwnd (one segment now) paces the resending, oldest first.
         self._scoreboard.mark_all_lost()
+        self._consecutive_timeouts += 1
+        if self.pmtud is not None:
+            self._check_pmtud_probe(now)
+            if self._consecutive_timeouts >= BLACK_HOLE_TIMEOUTS:
+                # RFC 4821 (7.7) / RFC 8899 (4.4): repeated timeouts of ordinary
+                # segments may mean the path no longer carries our size.
+                self.pmtud.on_black_hole_suspected(now)
+                self._size_segments(self.pmtud.plpmtu)
 
     def _on_keepalive_timer(self, now: float) -> None:
         # RFC 1122 (4.2.3.6): probe an idle connection; give up after the
@@ -1275,6 +1352,7 @@ class Connection:
         # the SYN or SYN-ACK had to be retransmitted (RFC 5681 3.1).
         iw = 1 if self._syn_retries else self.config.initial_window
         self.cc.reset_initial_window(self.snd_mss, iw)
+        self._start_pmtud()
         self._events.append(Connected())
         if self._fin_queued:
             # close() or shutdown_write() came during the handshake.
@@ -1296,9 +1374,12 @@ class Connection:
             self.rcv_wscale = self._offer_wscale or 0
         else:
             self.snd_wscale = self.rcv_wscale = 0
+        self._size_segments(cfg.max_segment_size)
+
+    def _size_segments(self, max_segment: int) -> None:
+        """Payload per segment for a largest segment (datagram) of ``max_segment``."""
         # RFC 9293 3.7.1 / RFC 6691: the MSS counts no options; we subtract ours.
-        own_limit = cfg.max_segment_size - HEADER_LEN
-        mss = min(self.peer_mss, own_limit)
+        mss = min(self.peer_mss, max_segment - HEADER_LEN)
         if self.timestamps_enabled:
             mss -= TS_OPTION_LEN
         self.snd_mss = max(mss, 1)
@@ -1349,7 +1430,13 @@ class Connection:
             self._rst_to_send = self._encode(reply)
             self.stats.resets_sent += 1
 
+    def _stop_pmtud(self) -> None:
+        if self.pmtud is not None:
+            self.pmtud.stop()
+            self._pmtud_probe = None
+
     def _enter_time_wait(self, now: float) -> None:
+        self._stop_pmtud()
         self._set_state(State.TIME_WAIT)
         self.rto_at = self.persist_at = self.give_up_at = self.fin_wait_2_at = None
         self.keepalive_at = None
@@ -1358,6 +1445,7 @@ class Connection:
             self._terminate(None)
 
     def _enter_closed(self, error: Exception | None) -> None:
+        self._stop_pmtud()
         self._set_state(State.CLOSED)
         self.rto_at = self.delayed_ack_at = self.persist_at = None
         self.time_wait_at = self.fin_wait_2_at = self.give_up_at = self.keepalive_at = None

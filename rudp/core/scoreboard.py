@@ -80,6 +80,13 @@ class Scoreboard:
         SACKed, minus lost and not yet retransmitted)."""
         return self.sent_end - self.acked - self.sacked_bytes - self.lost_bytes
 
+    def find(self, start: int) -> SentSegment | None:
+        """The outstanding record that begins at ``start``, if any."""
+        i = bisect.bisect_left(self._starts, start, self._head)
+        if i < len(self._segs) and self._starts[i] == start:
+            return self._segs[i]
+        return None
+
     def first_lost(self) -> SentSegment | None:
         if not self.lost_bytes:
             return None

@@ -158,10 +158,14 @@ def test_rfc5681_3_1_timeout_sets_ssthresh_and_one_segment_window(
     assert cc.cwnd == 2000  # slow start again
 
 
-def test_set_mss_keeps_window_in_segments() -> None:
+def test_set_mss_keeps_window_in_bytes_rfc4821_7_5() -> None:
+    """A path MTU change (RFC 4821 7.5) resizes segments, not the window: cwnd stays
+    in bytes, as Linux's tcp_mtup_probe_success does, but never below one segment."""
     cc = newreno(1000)
     cc.set_mss(500)
-    assert (cc.mss, cc.cwnd) == (500, 5000)
+    assert (cc.mss, cc.cwnd) == (500, 10000)
+    cc.set_mss(20000)
+    assert (cc.mss, cc.cwnd) == (20000, 20000)
 
 
 @dataclass

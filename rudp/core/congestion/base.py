@@ -27,10 +27,10 @@ class CongestionControl:
         return self.cwnd < self.ssthresh
 
     def set_mss(self, mss: int) -> None:
-        """The sending MSS changed (after negotiation): keep the window in segments."""
-        if mss != self.mss:
-            self.cwnd = max(self.cwnd * mss // self.mss, mss)
-            self.mss = mss
+        """The sending MSS changed (path MTU discovery): keep the window in bytes,
+        as Linux does, but never below one segment."""
+        self.mss = mss
+        self.cwnd = max(self.cwnd, mss)
 
     def reset_initial_window(self, mss: int, segments: int) -> None:
         """The handshake fixed the MSS: start from the initial window for it."""
