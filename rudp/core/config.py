@@ -61,6 +61,10 @@ class Config:
     #: Our SYN then advertises that we can receive segments that large.
     pmtud: bool = False
     pmtud_max_segment_size: int = 65507
+    #: Spread each window's segments over the round trip instead of sending them
+    #: in bursts (rate = cwnd / SRTT, doubled in slow start, x1.2 after, as Linux's
+    #: fq pacing); off by default, as asyncio's TCP does not pace either.
+    pacing: bool = False
     #: RFC 1122 (4.2.3.6) keepalive, off by default: after ``keepalive_idle``
     #: seconds of silence, probe every ``keepalive_interval`` seconds and give up
     #: (TimeoutError) after ``keepalive_probes`` unanswered probes.  Linux's

@@ -54,6 +54,11 @@ DUPACK_THRESHOLD = 3
 CHALLENGE_ACK_LIMIT = 10
 # Timestamps tick in milliseconds (RFC 7323 5.4 asks for 1 ms to 1 s).
 TS_HZ = 1000
+# Pacing gains (Linux's tcp_pacing_ss_ratio and tcp_pacing_ca_ratio) and the burst
+# sent back to back before the pacer waits.
+PACING_GAIN_SLOW_START = 2.0
+PACING_GAIN_AVOIDANCE = 1.2
+PACING_BURST_SEGMENTS = 2
 # RFC 4821 (7.7): consecutive timeouts after which a black hole is suspected
 # (Linux's tcp_retries1).
 BLACK_HOLE_TIMEOUTS = 3
@@ -204,6 +209,8 @@ class Connection:
         self.keepalive_at: float | None = None
         self.tlp_at: float | None = None  # RFC 8985 (7) tail loss probe
         self.rack_at: float | None = None  # RFC 8985 (6.3) reordering timer
+        self.pacing_at: float | None = None  # when the pacer lets the next segment go
+        self._paced_until = 0.0
         self._keepalive_probes_sent = 0
         self._persist_backoff = 1
 
@@ -263,6 +270,7 @@ class Connection:
             self.keepalive_at,
             self.tlp_at,
             self.rack_at,
+            self.pacing_at,
             self.pmtud.next_timer() if self.pmtud is not None else None,
         ):
             if at is not None and (deadline is None or at < deadline):
@@ -420,6 +428,8 @@ class Connection:
         if self.tlp_at is not None and now >= self.tlp_at:
             self.tlp_at = None
             self._on_probe_timeout(now)
+        if self.pacing_at is not None and now >= self.pacing_at:
+            self.pacing_at = None  # datagrams_to_send sends what the pacer held
         if self.pmtud is not None:
             at = self.pmtud.next_timer()
             if at is not None and now >= at:
@@ -982,6 +992,8 @@ class Connection:
                 break
             size = 0
             mtu_probe = self._mtu_probe_payload(now, remaining) if self.pmtud else 0
+            if self.config.pacing and not probe and self._pacer_holds(now):
+                break
             if mtu_probe:
                 size = mtu_probe
             elif remaining > 0:
@@ -1007,6 +1019,8 @@ class Connection:
             self._emit_data(now, out, self.snd_nxt, flags, payload, False)
             start = self._buffer_offset + offset
             self._scoreboard.on_sent(start, start + size + fin, now)
+            if self.config.pacing:
+                self._pace(len(out[-1]), now)
             if mtu_probe and self.pmtud is not None:
                 datagram = len(out[-1])
                 self._pmtud_probe = (start, start + size + fin, datagram)
@@ -1073,6 +1087,27 @@ class Connection:
             self.give_up_at = now + self.config.user_timeout
         self.persist_at = None
         self._persist_backoff = 1
+
+    # ============================================================ pacing
+    def _pacer_holds(self, now: float) -> bool:
+        """True when the next segment must wait for the pacer (then it arms
+        ``pacing_at``)."""
+        if self.rtt.srtt is None or now >= self._paced_until:
+            return False
+        if self.pacing_at is None or self.pacing_at > self._paced_until:
+            self.pacing_at = self._paced_until
+        return True
+
+    def _pace(self, size: int, now: float) -> None:
+        # Rate = gain * cwnd / SRTT; a burst of PACING_BURST_SEGMENTS goes at once.
+        srtt = self.rtt.srtt
+        if srtt is None or srtt <= 0:
+            return
+        gain = PACING_GAIN_SLOW_START if self.cc.in_slow_start else PACING_GAIN_AVOIDANCE
+        interval = size * srtt / (gain * self.cc.cwnd)
+        burst = PACING_BURST_SEGMENTS * interval
+        start = max(self._paced_until, now - burst)
+        self._paced_until = start + interval
 
     # ================================================ path MTU discovery
     def _start_pmtud(self) -> None:
