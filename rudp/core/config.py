@@ -65,6 +65,9 @@ class Config:
     #: in bursts (rate = cwnd / SRTT, doubled in slow start, x1.2 after, as Linux's
     #: fq pacing); off by default, as asyncio's TCP does not pace either.
     pacing: bool = False
+    #: Write every segment sent and received to this pcap file (the asyncio layer
+    #: does the writing; the RUDP_PCAP environment variable sets it too).
+    pcap_path: str | None = None
     #: RFC 1122 (4.2.3.6) keepalive, off by default: after ``keepalive_idle``
     #: seconds of silence, probe every ``keepalive_interval`` seconds and give up
     #: (TimeoutError) after ``keepalive_probes`` unanswered probes.  Linux's
