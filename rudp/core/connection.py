@@ -868,6 +868,11 @@ class Connection:
                 if was_gap:
                     # RFC 5681 (4.2): ACK at once when a gap is filled.
                     self._ack_now = True
+                elif seg.flags & PSH and self._reading:
+                    # The application is reading and the sender pushed: it waits
+                    # for this ACK, and a reply, if any, carries it (as Linux's
+                    # ICSK_ACK_PUSHED).
+                    self._ack_now = True
                 else:
                     self._schedule_ack(now)
                 self._deliver()

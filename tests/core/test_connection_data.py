@@ -45,13 +45,27 @@ def test_established_in_order_segment_is_delivered_ack_delayed_rfc9293_3_8_6_3()
     """RFC 9293 3.8.6.3 / RFC 5681 4.2: one in-order segment: deliver it, and ACK
     within the delayed-ACK time (40 ms here), not at once."""
     conn = established()
-    feed(conn, seg(RCV, SND, ACK | PSH, payload=payload(MSS)), 1.0)
+    feed(conn, seg(RCV, SND, ACK, payload=payload(MSS)), 1.0)
     assert events(conn) == [DataReceived(payload(MSS))]
     assert sent(conn, 1.0) == []
     assert conn.next_timer() == 1.0 + DELAYED_ACK
     assert fire(conn, 1.0 + DELAYED_ACK - 0.001) == []
     assert fire(conn, 1.0 + DELAYED_ACK) == [ack_of(RCV + MSS)]
     assert conn.next_timer() is None
+
+
+def test_established_pushed_segment_read_at_once_is_acked_at_once() -> None:
+    """The delayed-ACK item of the project's issue: "immediate ACK ... for PSH when
+    the application is waiting" (Linux's ICSK_ACK_PUSHED outside interactive mode);
+    a paused reader gets the ordinary delayed ACK instead."""
+    conn = established()
+    feed(conn, seg(RCV, SND, ACK | PSH, payload=payload(100)), 1.0)
+    assert events(conn) == [DataReceived(payload(100))]
+    assert sent(conn, 1.0) == [ack_of(RCV + 100)]
+    conn.pause_reading()
+    feed(conn, seg(RCV + 100, SND, ACK | PSH, payload=payload(100, 100)), 2.0)
+    assert sent(conn, 2.0) == []
+    assert conn.next_timer() == 2.0 + DELAYED_ACK
 
 
 def test_established_second_full_segment_is_acked_at_once_rfc5681_4_2() -> None:

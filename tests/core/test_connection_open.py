@@ -542,7 +542,7 @@ def test_syn_received_unacceptable_ack_gets_reset_rfc9293_3_10_7_4() -> None:
 
 def test_syn_received_ack_with_data_is_delivered_after_connected() -> None:
     conn = syn_received()
-    feed(conn, seg(RCV, SND, ACK | PSH, payload=b"hello"), 0.2)
+    feed(conn, seg(RCV, SND, ACK, payload=b"hello"), 0.2)
     assert conn.state is State.ESTABLISHED
     assert events(conn) == [Connected(), DataReceived(b"hello")]
     # One segment of data: the ACK is delayed (RFC 9293 3.8.6.3).
