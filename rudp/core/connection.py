@@ -59,6 +59,8 @@ TS_HZ = 1000
 PACING_GAIN_SLOW_START = 2.0
 PACING_GAIN_AVOIDANCE = 1.2
 PACING_BURST_SEGMENTS = 2
+# How long the minimum RTT sample stays valid (Linux's tcp_min_rtt_wlen).
+MIN_RTT_WINDOW = 300.0
 # RFC 4821 (7.7): consecutive timeouts after which a black hole is suspected
 # (Linux's tcp_retries1).
 BLACK_HOLE_TIMEOUTS = 3
@@ -186,6 +188,8 @@ class Connection:
         self.pmtud: PathMtuDiscovery | None = None
         self._pmtud_probe: tuple[int, int, int] | None = None
         self.min_rtt: float | None = None
+        self._min_rtt_at = 0.0
+        self._untimed_handshake = False
         self._tlp_allowed = True  # RFC 8985 (7): one probe until new data is acked
         self._tlp_high: int | None = None  # SND.MAX when a probe retransmitted
         self._tlp_new_data = False  # the probe due now sends new data
@@ -349,6 +353,15 @@ class Connection:
                 self.stats.resets_sent += 1
         self._app_closed = True
         self._enter_closed(None)
+
+    def forget_handshake_timing(self) -> None:
+        """Take no RTT sample from the SYN-ACK just sent: its owner knows it is a
+        copy of one sent earlier (SYN cookies rebuild connections this way).  A
+        timestamp echo still measures the real one, unless it is older than the
+        initial RTO: a stateful listener would have resent its SYN-ACK by then
+        and ignored that echo (Karn; RFC 7323 4.2)."""
+        self._rtt_seq = None
+        self._untimed_handshake = True
 
     def pause_reading(self) -> None:
         """Stop DataReceived events; what arrives waits here and the window closes."""
@@ -1361,17 +1374,24 @@ class Connection:
             ):
                 return
             rtt = ((self._ts_now(now) - seg.ts_ecr) & SEQ_MASK) / TS_HZ
+            if self._untimed_handshake:
+                self._untimed_handshake = False
+                if rtt >= self.config.initial_rto:
+                    return
             if rtt < self.config.max_rto * 2:
-                self._rtt_sample(rtt)
+                self._rtt_sample(rtt, now)
             return
         if self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
-            self._rtt_sample(now - self._rtt_sent_at)
+            self._rtt_sample(now - self._rtt_sent_at, now)
             self._rtt_seq = None
 
-    def _rtt_sample(self, rtt: float) -> None:
+    def _rtt_sample(self, rtt: float, now: float) -> None:
         self.rtt.on_sample(rtt)
-        if self.min_rtt is None or rtt < self.min_rtt:
+        # A windowed minimum, as Linux's tcp_min_rtt_wlen: an old or bad sample
+        # does not pin RACK's reordering window for ever.
+        if self.min_rtt is None or rtt <= self.min_rtt or now - self._min_rtt_at > MIN_RTT_WINDOW:
             self.min_rtt = rtt
+            self._min_rtt_at = now
             self._scoreboard.min_rtt = rtt
 
     # ============================================================ helpers

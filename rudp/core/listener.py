@@ -203,12 +203,11 @@ class Listener:
         )
         conn.listen(reusable=False)
         conn.receive_segment(syn, now)
-        # When the real SYN-ACK left is unknown.  Without timestamps the engine
-        # times the handshake from this one; timing it from now would give a zero
-        # RTT sample (RTO at its floor, min RTT zero for good), so it is dated the
-        # initial RTO back: RFC 6298 (2.1)'s conservative guess.  With timestamps
-        # the sample comes from TSecr, accurate to the TS_OPTION_BITS rounding.
-        conn.datagrams_to_send(now - cfg.initial_rto)
+        # When the real SYN-ACK left is unknown: with timestamps the handshake RTT
+        # comes from TSecr (at most 31 ms high: the option bits); without, no
+        # sample is taken (as Linux), and RTO starts at the initial value.
+        conn.datagrams_to_send(now)
+        conn.forget_handshake_timing()
         conn.receive_segment(ack, now)
         self.stats.syn_cookies_accepted += 1
         self.stats.connections_created += 1

@@ -91,9 +91,11 @@ def test_listen_retransmitted_syn_resends_syn_ack_of_the_same_connection() -> No
 
 
 def test_listen_backlog_full_drops_syns_silently() -> None:
-    """At most `backlog` half-open connections: a further SYN is dropped (no RST,
-    the client retries), and counted."""
-    lst = listener(backlog=2)
+    """Without SYN cookies, at most `backlog` half-open connections: a further SYN is
+    dropped (no RST, the client retries), and counted."""
+    lst = Listener(
+        Config(), backlog=2, local_port=SERVER_PORT, isn_source=fixed_isn, syn_cookies=False
+    )
     a = lst.receive_datagram(from_client(client_syn()), "A", 0.0)
     b = lst.receive_datagram(from_client(client_syn()), "B", 0.0)
     assert a is not None and b is not None
