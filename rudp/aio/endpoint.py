@@ -22,23 +22,35 @@ closing the socket.  The rest of TIME-WAIT's 2*MSL guards a new incarnation of t
 same address pair against old duplicates; a closed UDP socket gives that address
 to no new connection of ours, so it has nothing left to guard.  The linger runs
 as a task, so a loop shutting down cancels it and the socket is closed cleanly.
+
+``stats`` counts what crossed the socket (see ``EndpointStats``).  With
+``Config.pcap_path`` or the ``RUDP_PCAP`` environment variable set (the config
+wins), every datagram sent and received is written to that pcap file, received
+ones before the engine sees them; every endpoint of the process naming the same
+file shares it (see ``rudp.observe.pcap``).  Disabled, that costs one None check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
+import os
 import socket
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core.config import Config
 from ..core.connection import Connection
+from ..core.errors import MalformedSegment
 from ..core.listener import Listener, reset_reply
+from ..core.segment import MAX_DATAGRAM, decode
 from ..core.state import State
+from ..observe import pcap
 from ..observe.log import connection_logger, get_logger
+from ..observe.stats import EndpointStats
 from .transport import ProtocolFactory, RudpTransport
 
 if TYPE_CHECKING:
@@ -101,7 +113,12 @@ class Endpoint(asyncio.DatagramProtocol):
         self._closed: asyncio.Future[None] = loop.create_future()
         self.sockname: Any = None
         self.socket: Any = None
+        self._peername: Any = None
         self._log = get_logger()
+        # The endpoint's own counters, and those of connections already dropped.
+        self._counts = EndpointStats()
+        self._pcap: pcap.PcapWriter | None = None
+        self._verify_checksum = config.checksum == "full"
 
     def __repr__(self) -> str:
         return f"<Endpoint sockname={self.sockname!r} connections={len(self._links)}>"
@@ -168,15 +185,44 @@ class Endpoint(asyncio.DatagramProtocol):
     def is_closed(self) -> bool:
         return self._closed.done()
 
+    @property
+    def stats(self) -> EndpointStats:
+        """A snapshot of this socket's counters: its own, the listener's, the live
+        connections' and those of the connections it has dropped."""
+        stats = dataclasses.replace(self._counts)
+        listener = self._listener
+        if listener is not None:
+            stats.dropped_malformed += listener.stats.dropped_malformed
+            stats.resets_sent += listener.stats.resets_sent
+        for transport in self._links.values():
+            conn_stats = transport._conn.stats
+            stats.dropped_malformed += conn_stats.dropped_malformed
+            stats.resets_sent += conn_stats.resets_sent
+        stats.connections_active = len(self._links)
+        return stats
+
+    def count_accepted(self) -> None:
+        """A passive open completed its handshake."""
+        self._counts.connections_accepted += 1
+
     # ---------------------------------------------------- DatagramProtocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._udp = udp = cast(asyncio.DatagramTransport, transport)
         self.sockname = udp.get_extra_info("sockname")
         self.socket = udp.get_extra_info("socket")
-        self._connected = udp.get_extra_info("peername") is not None
+        self._peername = udp.get_extra_info("peername")
+        self._connected = self._peername is not None
+        pcap_path = self._config.pcap_path or os.environ.get("RUDP_PCAP")
+        if pcap_path:
+            self._pcap = pcap.open_shared(pcap_path, self.sockname)
 
     def datagram_received(self, data: bytes, addr: Hashable) -> None:
         now = self._loop.time()
+        counts = self._counts
+        counts.datagrams_received += 1
+        counts.bytes_received += len(data)
+        if self._pcap is not None:
+            self._pcap.received(data, addr, self.sockname, verify_checksum=self._verify_checksum)
         key = None if self._connected else addr
         transport = self._links.get(key)
         if transport is not None:
@@ -200,9 +246,15 @@ class Endpoint(asyncio.DatagramProtocol):
             for reply, peer in listener.datagrams_to_send():
                 self._send(reply, peer)
             return
+        if len(data) > MAX_DATAGRAM:
+            counts.dropped_malformed += 1
+            return
         reset = reset_reply(data, self._config)
         if reset is not None:
+            counts.resets_sent += 1
             self._send(reset, key)
+        elif not _is_segment(data, self._verify_checksum):
+            counts.dropped_malformed += 1  # else an RST, which is never answered
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable on a connected socket: kernel TCP fails a connection
@@ -228,6 +280,9 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._udp = None
+        if self._pcap is not None:
+            pcap.release(self._pcap, self.sockname)
+            self._pcap = None
         for transport in list(self._links.values()):
             if not transport._app_done:
                 transport._force_lost(exc or ConnectionAbortedError("socket closed"))
@@ -274,6 +329,11 @@ class Endpoint(asyncio.DatagramProtocol):
     def _send(self, datagram: bytes, addr: Hashable) -> None:
         if self._udp is not None:
             self._udp.sendto(datagram, addr)  # type: ignore[arg-type]
+            counts = self._counts
+            counts.datagrams_sent += 1
+            counts.bytes_sent += len(datagram)
+            if self._pcap is not None:
+                self._pcap.sent(datagram, self.sockname, self._peername if addr is None else addr)
 
     # --------------------------------------------------------------- timer
     def _schedule(self, transport: RudpTransport) -> None:
@@ -362,12 +422,19 @@ class Endpoint(asyncio.DatagramProtocol):
         key = None if self._connected else transport._peername
         if self._links.get(key) is transport:
             del self._links[key]
+            self._retire(transport._conn)
         if self._connected:
             self._owner_done = True
         self._maybe_finish()
 
+    def _retire(self, conn: Connection) -> None:
+        """Keep the counters of a connection the endpoint forgets."""
+        self._counts.dropped_malformed += conn.stats.dropped_malformed
+        self._counts.resets_sent += conn.stats.resets_sent
+
     def _drop_all(self) -> None:
         for transport in self._links.values():
+            self._retire(transport._conn)
             transport._dropped = True
             transport._timer_at = None
         self._links.clear()
@@ -411,6 +478,14 @@ class Endpoint(asyncio.DatagramProtocol):
         if task is not None and not task.done() and task is not asyncio.current_task(self._loop):
             task.cancel()
         udp.close()
+
+
+def _is_segment(data: bytes, verify_checksum: bool) -> bool:
+    try:
+        decode(data, verify_checksum=verify_checksum)
+    except MalformedSegment:
+        return False
+    return True
 
 
 def _port(address: Any) -> int:

@@ -6,14 +6,19 @@ in progress are reset — and leaves established connections alone, as asyncio
 does; ``wait_closed()`` returns once the server is closed and every connection it
 accepted has called ``connection_lost`` (the semantics of Python 3.12.1+, where
 3.11's returns too early).  Each socket is closed once its connections are done
-with it (see ``endpoint``).
+with it (see ``endpoint``).  ``stats()`` adds up the counters of all its sockets;
+a connection's transport gives its own socket's as
+``get_extra_info("rudp_endpoint_stats")``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 from typing import Any
 
+from ..observe.stats import EndpointStats
 from .endpoint import Endpoint
 
 
@@ -23,6 +28,7 @@ class Server(asyncio.AbstractServer):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._endpoints: list[Endpoint] | None = []
+        self._all_endpoints: list[Endpoint] = []  # kept after close(), for stats()
         self._active_count = 0
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False
@@ -34,6 +40,7 @@ class Server(asyncio.AbstractServer):
     def _add_endpoint(self, endpoint: Endpoint) -> None:
         assert self._endpoints is not None
         self._endpoints.append(endpoint)
+        self._all_endpoints.append(endpoint)
 
     def _attach(self) -> None:
         self._active_count += 1
@@ -69,6 +76,13 @@ class Server(asyncio.AbstractServer):
         if self._endpoints is None:
             return ()
         return tuple(endpoint.socket for endpoint in self._endpoints)
+
+    def stats(self) -> EndpointStats:
+        """The counters of all the server's sockets added up (a snapshot); they
+        keep counting after ``close()`` while connections remain."""
+        return functools.reduce(
+            operator.add, (endpoint.stats for endpoint in self._all_endpoints), EndpointStats()
+        )
 
     def close(self) -> None:
         endpoints = self._endpoints

@@ -113,6 +113,8 @@ class RudpTransport(asyncio.Transport):
             return self._endpoint.socket
         if name == "rudp_stats":
             return self._conn.stats
+        if name == "rudp_endpoint_stats":
+            return self._endpoint.stats
         return default
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -294,6 +296,7 @@ class RudpTransport(asyncio.Transport):
                 # Counted from now, so that Server.wait_closed waits for it.
                 self._server._attach()
                 self._attached = True
+                self._endpoint.count_accepted()
             self._loop.call_soon(self._make_connection)
         elif isinstance(event, ConnectionTerminated):
             self._phase = _Phase.LOST

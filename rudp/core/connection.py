@@ -64,6 +64,10 @@ MIN_RTT_WINDOW = 300.0
 # RFC 4821 (7.7): consecutive timeouts after which a black hole is suspected
 # (Linux's tcp_retries1).
 BLACK_HOLE_TIMEOUTS = 3
+# Slack added to a probe timeout and its floor (Linux's TCP_TIMEOUT_MIN and the
+# 10 ms minimum of tcp_schedule_loss_probe).
+PTO_SLACK = 0.002
+MIN_PTO = 0.010
 # RFC 8985 (7.2): worst-case delayed-ACK time added to a lone segment's probe timeout.
 WORST_CASE_DELAYED_ACK = 0.2
 # RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
@@ -1184,6 +1188,10 @@ class Connection:
         pto = 2 * self.rtt.srtt
         if self._scoreboard.outstanding <= self.snd_mss:
             pto += WORST_CASE_DELAYED_ACK
+        else:
+            # Linux adds TCP_TIMEOUT_MIN and keeps 10 ms at least: on a fast
+            # path a few scheduling delays would otherwise fire needless probes.
+            pto = max(pto + PTO_SLACK, MIN_PTO)
         at = now + pto
         if self.rto_at is not None and at > self.rto_at:
             return

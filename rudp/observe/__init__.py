@@ -1,1 +1,1 @@
-"""What rudp lets you watch: structured log events (and, later, pcap and stats)."""
+"""What rudp lets you watch: structured log events, pcap captures, statistics."""
