@@ -436,15 +436,16 @@ class Connection:
             self.fin_wait_2_at = None
             self._enter_closed(None)
             return
+        if self.tlp_at is not None and now >= self.tlp_at:
+            # Before the RTO: a probe due with it goes first and re-arms it.
+            self.tlp_at = None
+            self._on_probe_timeout(now)
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
             self._on_retransmission_timeout(now)
         if self.rack_at is not None and now >= self.rack_at:
             self.rack_at = None
             self._detect_losses(now)
-        if self.tlp_at is not None and now >= self.tlp_at:
-            self.tlp_at = None
-            self._on_probe_timeout(now)
         if self.pacing_at is not None and now >= self.pacing_at:
             self.pacing_at = None  # datagrams_to_send sends what the pacer held
         if self.pmtud is not None:
@@ -1070,6 +1071,10 @@ class Connection:
                 break
             if sent.end - sent.start > mss:
                 board.split_front(sent, mss)  # the MSS shrank since
+            if sent.start == board.acked:
+                # As Linux: resending the oldest segment restarts the RTO, which
+                # would otherwise expire before the repair could be acknowledged.
+                self.rto_at = now + self.rtt.rto
             self._resend(sent, now, out)
 
     def _resend(self, sent: SentSegment, now: float, out: list[bytes]) -> None:
@@ -1180,12 +1185,12 @@ class Connection:
         # single segment is in flight; never later than the RTO.
         if (
             not (self.sack_permitted and self._tlp_allowed)
-            or self.rtt.srtt is None
             or self._in_recovery
             or seq_lt(self.snd_una, self._recover)  # still repairing after an RTO
         ):
             return
-        pto = 2 * self.rtt.srtt
+        # TLP_calc_PTO: one second before any RTT sample.
+        pto = 2 * self.rtt.srtt if self.rtt.srtt is not None else 1.0
         if self._scoreboard.outstanding <= self.snd_mss:
             pto += WORST_CASE_DELAYED_ACK
         else:
@@ -1194,7 +1199,7 @@ class Connection:
             pto = max(pto + PTO_SLACK, MIN_PTO)
         at = now + pto
         if self.rto_at is not None and at > self.rto_at:
-            return
+            at = self.rto_at  # RFC 8985 (7.2): never later than the RTO
         self.tlp_at = at
 
     def _on_probe_timeout(self, now: float) -> None:
@@ -1306,6 +1311,9 @@ class Connection:
         return seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
 
     def _limited_transmit(self) -> int:
+        # With SACK, pipe already shrinks by the segment each duplicate reports.
+        if self.sack_permitted:
+            return 0
         if 0 < self._dupacks < DUPACK_THRESHOLD and not self._in_recovery:
             return self._dupacks * self.snd_mss
         return 0

@@ -43,8 +43,11 @@ class RttEstimator:
             # RFC 6298 (2.3): RTTVAR first, using the old SRTT.
             self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
             self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
-        # RFC 6298 (2.3) and (2.4): RTO = SRTT + max(G, K*RTTVAR), bounded below.
-        self._base_rto = max(self.srtt + max(G, K * self.rttvar), self.min_rto)
+        # RFC 6298 (2.3): RTO = SRTT + max(G, K*RTTVAR), and (2.4) at least the
+        # lower bound -- applied as Linux does, to the variance term: a steady
+        # path's RTO stays min_rto above SRTT instead of collapsing onto it, so a
+        # delayed ACK or a scheduling hiccup does not fire a spurious timeout.
+        self._base_rto = self.srtt + max(G, K * self.rttvar, self.min_rto)
         # RFC 6298 (5.7): a new sample ends the backoff.
         self._backoff = 1
         self.samples += 1

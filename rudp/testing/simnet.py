@@ -442,6 +442,10 @@ class SimulatedNetwork:
             stats.bytes_delivered += len(data)
             self._record(now, "deliver", src, dst, data, note)
             host.deliver(data, src, now)
+            # The engine's contract: after every input its owner transmits, so a
+            # flight arriving at one instant is answered segment by segment.
+            for out, to in host.poll_transmit(now):
+                self.send(dst, to, out)
 
     def _call_due(self, now: float) -> None:
         while self._calls and self._calls[0][0] <= now:

@@ -56,9 +56,14 @@ def test_established_close_sends_fin_enters_fin_wait_1_rfc9293_3_10_4() -> None:
     conn.close()
     assert conn.state is State.FIN_WAIT_1
     assert sent(conn, 1.0) == [seg(SND, RCV, FIN | ACK, window=OUR_WINDOW)]
+    assert conn.rto_at == 1.0 + RTO
+    # RFC 8985 7.2: the tail loss probe, clamped to the RTO, goes first and
+    # re-arms the RTO; the RTO then resends with backoff (RFC 6298 5.5).
     assert conn.next_timer() == 1.0 + RTO
     assert fire(conn, 1.0 + RTO) == [seg(SND, RCV, FIN | ACK, window=OUR_WINDOW)]
-    assert conn.next_timer() == 1.0 + 3 * RTO
+    assert conn.next_timer() == conn.rto_at == 1.0 + 2 * RTO
+    assert fire(conn, 1.0 + 2 * RTO) == [seg(SND, RCV, FIN | ACK, window=OUR_WINDOW)]
+    assert conn.next_timer() == 1.0 + 4 * RTO
 
 
 def test_fin_wait_1_ack_of_fin_enters_fin_wait_2_rfc9293_3_10_7_4() -> None:

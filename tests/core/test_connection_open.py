@@ -314,7 +314,7 @@ def test_syn_sent_after_syn_timeout_rto_is_3s_rfc6298_5_7() -> None:
     assert conn.rtt.srtt is None
     conn.send(b"x" * 100)
     assert sent(conn, 2.0) == [seg(SND, RCV, ACK | PSH, window=OUR_WINDOW, payload=b"x" * 100)]
-    assert conn.next_timer() == 5.0
+    assert conn.rto_at == 5.0
 
 
 def test_syn_sent_retransmitted_syn_initial_window_is_one_segment_rfc5681_3_1() -> None:

@@ -417,14 +417,19 @@ def test_rfc9438_end_to_end_lossy_transfer_has_cubic_shape() -> None:
     one instant and the receiver answers it with one stretch ACK)."""
     one_way = 0.25
     path = Impairment(loss=0.01, delay=one_way, rate=2_500_000, queue_limit=1 << 22)
-    intact, trace = transfer(0, 2_000_000, path)
-    assert intact
     climbs = []
-    for epoch in avoidance_epochs(trace):
-        w_max = epoch[0].w_max
-        cwnd = per_rtt(epoch, 2 * one_way)
-        if len(cwnd) >= 6 and cwnd[0] < w_max - 2 and cwnd[-1] > 1.3 * w_max:
-            climbs.append((cwnd, w_max))
+    # Which seeds give such a climb depends on where the random losses fall; the
+    # first few seeds are searched, and every climb found must be cubic.
+    for seed in range(8):
+        intact, trace = transfer(seed, 2_000_000, path)
+        assert intact
+        for epoch in avoidance_epochs(trace):
+            w_max = epoch[0].w_max
+            cwnd = per_rtt(epoch, 2 * one_way)
+            if len(cwnd) >= 6 and cwnd[0] < w_max - 2 and cwnd[-1] > 1.3 * w_max:
+                climbs.append((cwnd, w_max))
+        if climbs:
+            break
     assert climbs, "no congestion avoidance stretch crossed W_max"
     assert all(cubic_shaped(cwnd, w_max) for cwnd, w_max in climbs), climbs
     # RFC 9438 4.4: never more than 1.5x per RTT in congestion avoidance.

@@ -51,7 +51,8 @@ def reference(samples: list[float], min_rto: float = 0.2) -> list[tuple[float, f
         else:
             rttvar = (1 - 1 / 4) * rttvar + 1 / 4 * abs(srtt - r)  # (2.3), old SRTT
             srtt = (1 - 1 / 8) * srtt + 1 / 8 * r
-        out.append((srtt, rttvar, max(srtt + max(0.001, 4 * rttvar), min_rto)))  # (2.4)
+        # (2.3) with the (2.4) bound on the variance term, as Linux applies it.
+        out.append((srtt, rttvar, srtt + max(0.001, 4 * rttvar, min_rto)))
     return out
 
 
@@ -113,10 +114,11 @@ def test_rfc6298_2_3_clock_granularity_bounds_the_variance_term() -> None:
 
 def test_rfc6298_2_4_rto_floored_at_min_rto() -> None:
     """RFC 6298 (2.4): a computed RTO below the minimum is rounded up (200 ms here,
-    as Linux, rather than the RFC's 1 s)."""
+    as Linux, rather than the RFC's 1 s) -- and, as Linux does, the bound applies to
+    the variance term: RTO = SRTT + max(G, 4*RTTVAR, min_rto) >= min_rto."""
     rtt = estimator()
     rtt.on_sample(0.015625)
-    assert rtt.rto == 0.2
+    assert rtt.rto == 0.015625 + 0.2
 
 
 def test_rfc6298_2_5_rto_capped_at_max_rto() -> None:
@@ -145,7 +147,7 @@ def test_rfc6298_5_new_sample_collapses_backoff() -> None:
     rtt.on_timeout()
     assert rtt.rto == 1.5
     rtt.on_sample(0.125)
-    assert rtt.rto == 0.125 + 4 * 0.046875
+    assert rtt.rto == 0.125 + 0.2  # 4 * RTTVAR (0.1875) is below the 200 ms bound
 
 
 def test_rfc6298_5_7_rto_is_3s_after_syn_timeout_without_sample() -> None:
@@ -268,7 +270,7 @@ def test_established_timestamps_sample_retransmitted_segment_rfc7323_4_1() -> No
     feed(conn, seg(RCV, SND + 100, ts_val=2, ts_ecr=again.ts_val), 1.5)
     assert conn.rtt.samples == 2
     # Sample 0.125 again: RTTVAR 3/4 * 0.0625, SRTT unchanged.
-    assert (conn.rtt.srtt, conn.rtt.rttvar, conn.rtt.rto) == (0.125, 0.046875, 0.3125)
+    assert (conn.rtt.srtt, conn.rtt.rttvar, conn.rtt.rto) == (0.125, 0.046875, 0.325)
 
 
 def test_established_timestamp_echo_gives_a_sample_rfc7323_4_1() -> None:
