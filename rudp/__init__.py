@@ -3,14 +3,17 @@
 ``rudp.open_connection`` / ``rudp.start_server`` and ``rudp.create_connection`` /
 ``rudp.create_server`` take the arguments of their asyncio namesakes (plus
 ``config=rudp.Config(...)``) and give back asyncio's own streams, transports
-and servers' behaviour.
+and servers' behaviour, TLS (``ssl=``) included, on any loop.  ``rudp.start_tls``
+is ``loop.start_tls`` for any loop, and the streams' writers (``rudp.StreamWriter``,
+an ``asyncio.StreamWriter``) have a ``start_tls`` that uses it.
 """
 
 import sys
 
 from .aio.api import create_connection, create_server
 from .aio.server import Server
-from .aio.streams import open_connection, start_server
+from .aio.streams import StreamWriter, open_connection, start_server
+from .aio.tls import start_tls
 from .core import errors
 from .core.config import Config
 from .core.errors import LocalProtocolError
@@ -24,10 +27,12 @@ __all__ = [
     "Config",
     "LocalProtocolError",
     "Server",
+    "StreamWriter",
     "__version__",
     "create_connection",
     "create_server",
     "errors",
     "open_connection",
     "start_server",
+    "start_tls",
 ]

@@ -233,7 +233,8 @@ class Connection:
         self.superseded = False
         self._reusable_listen = True
         self._ts_recent_at = 0.0  # when TS.Recent was last updated (RFC 7323 5.5)
-        self._last_ooo_start: int | None = None  # newest out-of-order arrival (RFC 2018 4)
+        # Starts of the latest out-of-order arrivals, newest first (RFC 2018 4).
+        self._recent_ooo: list[int] = []
         self._lt_bytes = 0  # RFC 3042 limited-transmit bytes now in flight
 
     # ------------------------------------------------------------------ reading
@@ -732,6 +733,7 @@ class Connection:
 
     def _on_new_ack(self, seg: Segment, acked: int, now: float) -> None:
         ack = seg.ack
+        flight = self._scoreboard.outstanding
         newly = self._scoreboard.ack(self._offset(ack), now)
         data_acked = self._consume_acked_data(ack)
         self.snd_una = ack
@@ -749,7 +751,7 @@ class Connection:
                 self.cc.on_partial_ack(newly)
                 self._mark_first_outstanding_lost()
                 self._retransmit_now = True
-        else:
+        elif self._cwnd_limited(flight):
             self.cc.on_ack(newly, now, self.rtt.srtt)
         if self._tlp_high is not None and seq_ge(ack, self._tlp_high):
             self._end_tlp_episode(now)
@@ -768,6 +770,14 @@ class Connection:
         if self._above_high_water and len(self._send_buffer) <= self._low_water:
             self._above_high_water = False
             self._events.append(WritableAgain())
+
+    def _cwnd_limited(self, flight: int) -> bool:
+        """Whether the window was what limited sending (RFC 7661, RFC 9438 4.6): an
+        application-limited sender does not grow cwnd it never used.  As Linux's
+        tcp_is_cwnd_limited: in slow start, half the window in flight suffices."""
+        if self.cc.in_slow_start:
+            return 2 * flight > self.cc.cwnd
+        return flight + self.snd_mss > self.cc.cwnd
 
     def _take_sack_blocks(self, blocks: tuple[tuple[int, int], ...], now: float) -> None:
         # RFC 2018 (4) / RFC 6675 (4): record what the receiver holds; blocks
@@ -808,10 +818,15 @@ class Connection:
         board = self._scoreboard
         if self.sack_permitted:
             board.detect_by_dupthresh(DUPACK_THRESHOLD, self.snd_mss)
-            # RFC 8985 (6.2 step 4): reordering window of a quarter min RTT.
-            reo_wnd = (self.min_rtt or 0.0) / 4
-            if self.rtt.srtt is not None:
-                reo_wnd = min(reo_wnd, self.rtt.srtt)
+            # RFC 8985 (6.2 step 4): no reordering window in recovery on a path
+            # not known to reorder; else a quarter of the minimum RTT.
+            recovering = self._in_recovery or self._dupacks >= DUPACK_THRESHOLD
+            if recovering and not board.reordering_seen:
+                reo_wnd = 0.0
+            else:
+                reo_wnd = (self.min_rtt or 0.0) / 4
+                if self.rtt.srtt is not None:
+                    reo_wnd = min(reo_wnd, self.rtt.srtt)
             self.rack_at = board.detect_by_time(now, reo_wnd)
         if board.lost_bytes and not self._in_recovery and seq_gt(self.snd_una, self._recover):
             self._enter_recovery(now)
@@ -897,7 +912,8 @@ class Connection:
             else:
                 # RFC 5681 (4.2): an out-of-order segment is ACKed at once.
                 self.stats.out_of_order_segments += 1
-                self._last_ooo_start = start
+                self._recent_ooo.insert(0, start)
+                del self._recent_ooo[4:]
                 self._ack_now = True
         if fin:
             self._fin_received_seq = seq_add(seq, len(payload))
@@ -1246,17 +1262,21 @@ class Connection:
         return self._finish_with_ack(seg, now)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        # RFC 2018 (4): the first block holds the newest arrival; the others
-        # follow, highest first; at most 3 fit beside timestamps.
+        # RFC 2018 (4): the first block holds the newest arrival, the next ones
+        # repeat the most recently reported, then the rest, highest first; at
+        # most 3 fit beside timestamps.
         ranges = self._rcv_buffer.ranges()
-        newest = self._last_ooo_start
-        first = [r for r in ranges if newest is not None and r[0] <= newest < r[1]]
-        rest = [r for r in reversed(ranges) if r not in first]
+        chosen: list[tuple[int, int]] = []
+        for start in self._recent_ooo:
+            for r in ranges:
+                if r[0] <= start < r[1] and r not in chosen:
+                    chosen.append(r)
+        chosen += [r for r in reversed(ranges) if r not in chosen]
         base = self._rcv_buffer.delivered_end
         limit = 3 if self.timestamps_enabled else 4
         return tuple(
             (seq_add(self.rcv_nxt, start - base), seq_add(self.rcv_nxt, end - base))
-            for start, end in (first + rest)[:limit]
+            for start, end in chosen[:limit]
         )
 
     def _finish_with_ack(self, seg: Segment, now: float) -> bytes:

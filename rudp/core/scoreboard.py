@@ -43,6 +43,8 @@ class Scoreboard:
         "rack_end",
         "rack_rtt",
         "rack_xmit_ts",
+        "reordering_seen",
+        "fack",
         "retransmitted_out",
         "sacked_bytes",
         "sent_end",
@@ -62,6 +64,10 @@ class Scoreboard:
         self.rack_end = 0
         self.rack_rtt = 0.0
         self.min_rtt = 0.0  # kept up to date by the connection
+        # RFC 8985 (6.2 step 3): the highest end delivered, and whether an original
+        # transmission was ever delivered below it (the path reorders).
+        self.fack = 0
+        self.reordering_seen = False
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -131,7 +137,8 @@ class Scoreboard:
         while i < len(segs) and segs[i].end <= offset:
             seg = segs[i]
             self._forget(seg)
-            self._delivered(seg, now)
+            if not seg.sacked:
+                self._delivered(seg, now)
             i += 1
         if i < len(segs) and segs[i].start < offset:
             # A partial acknowledgment of one segment: keep its tail.
@@ -241,6 +248,11 @@ class Scoreboard:
             self.retransmitted_out -= 1
 
     def _delivered(self, seg: SentSegment, now: float) -> None:
+        # RFC 8985 (6.2 step 3): an original delivered below the highest delivered
+        # end means the path reorders.
+        if seg.end < self.fack and not seg.retransmitted:
+            self.reordering_seen = True
+        self.fack = max(self.fack, seg.end)
         # RFC 8985 (6.2 step 2): remember the most recently sent delivered
         # segment; a retransmission acknowledged sooner than it could have
         # travelled is ambiguous and skipped.

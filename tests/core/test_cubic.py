@@ -164,11 +164,6 @@ def test_rfc9438_4_8_timeout_one_segment_and_beta_ssthresh() -> None:
     assert cc.cwnd == 2 * MSS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: after an RTO the first congestion avoidance stage reuses the "
-    "pre-timeout W_max (concave climb back to it) instead of K = 0, W_max = cwnd_start",
-)
 def test_rfc9438_4_8_first_avoidance_stage_after_timeout_starts_convex() -> None:
     """RFC 9438 4.8: "During the first congestion avoidance stage after a
     timeout, CUBIC increases its congestion window size using Figure 1, where t
@@ -298,11 +293,6 @@ def test_rfc9438_4_3_reno_friendly_region_alpha_then_one() -> None:
 
 
 # ================================================================ engine integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: cwnd grows on every ACK even when the sender is application-"
-    "limited; RFC 9438 4.6 requires that when ssthresh is computed from cwnd",
-)
 def test_rfc9438_4_6_cwnd_does_not_grow_while_application_limited() -> None:
     """RFC 9438 4.6: "Some implementations of CUBIC currently use cwnd instead
     of flight_size when calculating a new ssthresh.  Implementations that use

@@ -26,6 +26,7 @@ class Cubic(CongestionControl):
         self._cwnd_epoch = 0.0  # segments
         self._w_est = 0.0  # segments, the Reno-friendly estimate
         self._cwnd_prior = 0.0  # segments, cwnd when ssthresh was last set
+        self._after_timeout = False
         self._acked_bytes = 0
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
@@ -39,7 +40,13 @@ class Cubic(CongestionControl):
             self._epoch_start = now
             self._cwnd_epoch = cwnd_seg
             self._w_est = cwnd_seg
-            if self.w_max <= cwnd_seg:
+            if self._after_timeout:
+                # RFC 9438 (4.8): the first avoidance stage after a timeout
+                # starts convex: K = 0 and W_max = cwnd now.
+                self._after_timeout = False
+                self.w_max = cwnd_seg
+                self._k = 0.0
+            elif self.w_max <= cwnd_seg:
                 self._k = 0.0
                 self.w_max = cwnd_seg
             else:
@@ -77,6 +84,7 @@ class Cubic(CongestionControl):
         # from one segment in slow start (RFC 5681).
         self._reduce()
         self.cwnd = self.mss
+        self._after_timeout = True
 
     def _reduce(self) -> None:
         cwnd_seg = self.cwnd / self.mss
