@@ -158,6 +158,20 @@ class RudpTransport(asyncio.Transport):
         self._engine_call(self._conn.abort)
         self._lose(None)
 
+    # The hooks asyncio's SSL layer uses on its own socket transports: with them the
+    # default loop's loop.start_tls (so a plain StreamWriter.start_tls) accepts us
+    # too; uvloop's accepts only its own transports, hence rudp.start_tls.
+    _start_tls_compatible = True
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Like abort(), but connection_lost gets ``exc``."""
+        if self._phase is _Phase.LOST:
+            return
+        self._closing = True
+        self._held.clear()
+        self._engine_call(self._conn.abort)
+        self._lose(exc if isinstance(exc, Exception) else None)
+
     def is_reading(self) -> bool:
         return not self._closing and not self._reading_paused
 
