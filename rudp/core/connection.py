@@ -845,6 +845,8 @@ class Connection:
         self._rtt_seq = None
         self._retransmit_now = True
         self.stats.fast_retransmits += 1
+        if self._log is not None:
+            self._log.info("loss_recovery", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh)
 
     def _after_ack_state_changes(self, now: float) -> None:
         if not self._fin_queued or not self._fin_sent() or self.snd_una != self.snd_max:
@@ -1101,6 +1103,8 @@ class Connection:
         seq = seq_add(self._buffer_start, offset)
         push = PSH if payload and data_end == len(self._send_buffer) else 0
         self._emit_data(now, out, seq, ACK | push | (FIN if fin else 0), payload, True)
+        if self._log is not None:
+            self._log.debug("retransmit", seq=seq, length=len(payload), fin=bool(fin))
         self._scoreboard.on_retransmitted(sent, now)
 
     def _emit_data(
@@ -1375,6 +1379,8 @@ class Connection:
         # lost; cwnd (one segment now) paces the resending, oldest first.
         self._scoreboard.mark_all_lost()
         self._consecutive_timeouts += 1
+        if self._log is not None:
+            self._log.info("rto", rto=round(self.rtt.rto, 3), timeouts=self.stats.timeouts)
         if self.pmtud is not None:
             self._check_pmtud_probe(now)
             if self._consecutive_timeouts >= BLACK_HOLE_TIMEOUTS:

@@ -10,6 +10,9 @@ Loggers are bound with ``conn`` (a per-process connection number), ``side``
 (``"client"`` or ``"server"``) and ``peer`` (``"host:port"``).  Event names:
 
 - ``state_change`` (``old``, ``new``): emitted by the engine on every transition;
+- ``rto`` (``rto``, ``timeouts``): a retransmission timeout;  ``loss_recovery``
+  (``cwnd``, ``ssthresh``): fast recovery begins;  ``retransmit`` (``seq``,
+  ``length``, ``fin``, at DEBUG): one segment sent again;
 - ``connect``: an active open starts;  ``accept``: a passive open is handed to the
   application;  ``handshake_failed`` (``error``);
 - ``close``: the application closed its side;  ``reset``: a reset was sent
