@@ -158,7 +158,11 @@ class Connection:
         self._rcv_adv_edge = 0  # RCV.NXT + RCV.WND as last advertised
         self._reading = True
         self._fin_received_seq: int | None = None  # where the peer's FIN sits
+        self._fin_received = False
         self._eof_delivered = False
+        # ConnectionTerminated waiting for the application to read what came
+        # before it: (error,) once the connection ended with data undelivered.
+        self._termination_pending: tuple[Exception | None] | None = None
 
         # Negotiated options.
         self.peer_mss = DEFAULT_MSS
@@ -246,8 +250,13 @@ class Connection:
 
     @property
     def is_closed(self) -> bool:
-        """CLOSED with nothing left to transmit: the owner may drop the engine."""
-        return self.state is State.CLOSED and self._rst_to_send is None
+        """CLOSED with nothing left to transmit or to deliver: the owner may drop
+        the engine."""
+        return (
+            self.state is State.CLOSED
+            and self._rst_to_send is None
+            and self._termination_pending is None
+        )
 
     @property
     def send_buffered(self) -> int:
@@ -926,6 +935,7 @@ class Connection:
     def _on_fin(self, now: float) -> None:
         # RFC 9293 3.10.7.4 eighth: the FIN is in order.
         self._fin_received_seq = None
+        self._fin_received = True
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         if seq_lt(self._rcv_adv_edge, self.rcv_nxt):
             self._rcv_adv_edge = self.rcv_nxt
@@ -944,22 +954,24 @@ class Connection:
 
     # ========================================================== delivery
     def _deliver(self) -> None:
-        """Hand in-order data, then EOF, to the application while it reads."""
-        if not self._reading:
+        """Hand in-order data, then EOF, then a pending end, to the application
+        while it reads."""
+        if not self._reading or self._terminated:
             return
         if self._rcv_buffer.unread:
             data = self._rcv_buffer.take()
             self.stats.bytes_delivered += len(data)
             self._events.append(DataReceived(data))
-        if (
-            not self._eof_delivered
-            and self.state in _PEER_FIN_SEEN
-            and not self._rcv_buffer.unread
-        ):
+        if self._fin_received and not self._eof_delivered:
             self._eof_delivered = True
             self._events.append(EofReceived())
-            if self.state is State.TIME_WAIT:
-                self._terminate(None)
+        if self._termination_pending is not None:
+            (error,) = self._termination_pending
+            self._termination_pending = None
+            self._terminate(error)
+
+    def _undelivered(self) -> bool:
+        return bool(self._rcv_buffer.unread) or (self._fin_received and not self._eof_delivered)
 
     def _schedule_ack(self, now: float) -> None:
         # RFC 5681 (4.2) / RFC 9293 3.8.6.3: ACK at least every second full-sized
@@ -1543,8 +1555,7 @@ class Connection:
         self.rto_at = self.persist_at = self.give_up_at = self.fin_wait_2_at = None
         self.keepalive_at = None
         self.time_wait_at = now + 2 * self.config.msl
-        if self._eof_delivered or self._app_closed:
-            self._terminate(None)
+        self._terminate(None)
 
     def _enter_closed(self, error: Exception | None) -> None:
         self._stop_pmtud()
@@ -1552,7 +1563,7 @@ class Connection:
         self.rto_at = self.delayed_ack_at = self.persist_at = None
         self.time_wait_at = self.fin_wait_2_at = self.give_up_at = self.keepalive_at = None
         self._ack_now = self._probe_now = False
-        self.tlp_at = self.rack_at = None
+        self.tlp_at = self.rack_at = self.pacing_at = None
         self._send_buffer.clear()
         self._terminate(error)
 
@@ -1572,9 +1583,19 @@ class Connection:
         self._enter_closed(error)
 
     def _terminate(self, error: Exception | None) -> None:
-        if not self._terminated:
-            self._terminated = True
-            self._events.append(ConnectionTerminated(error))
+        if self._terminated:
+            return
+        if self._undelivered() and not self._app_closed:
+            # What arrived before the end stays readable, and the application
+            # learns of the end after it, as recv() on Linux returns queued data
+            # before a reset's error or the EOF.
+            if self._termination_pending is None:
+                self._termination_pending = (error,)
+            return
+        # (An abort or close while an end waited for the reader ends it now.)
+        self._termination_pending = None
+        self._terminated = True
+        self._events.append(ConnectionTerminated(error))
 
     def _set_state(self, new: State) -> None:
         old = self.state
@@ -1605,6 +1626,3 @@ def _wscale_for(buffer: int) -> int:
 
 _CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
 _CAN_RECEIVE_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-_PEER_FIN_SEEN = frozenset(
-    {State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK, State.TIME_WAIT}
-)
