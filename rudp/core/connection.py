@@ -1221,14 +1221,14 @@ class Connection:
             or seq_lt(self.snd_una, self._recover)  # still repairing after an RTO
         ):
             return
-        # TLP_calc_PTO: one second before any RTT sample.
-        pto = 2 * self.rtt.srtt if self.rtt.srtt is not None else 1.0
-        if self._scoreboard.outstanding <= self.snd_mss:
-            pto += WORST_CASE_DELAYED_ACK
+        if self.rtt.srtt is None:
+            pto = 1.0  # TLP_calc_PTO: one second before any RTT sample
+        elif self._scoreboard.outstanding <= self.snd_mss:
+            pto = 2 * self.rtt.srtt + WORST_CASE_DELAYED_ACK
         else:
             # Linux adds TCP_TIMEOUT_MIN and keeps 10 ms at least: on a fast
             # path a few scheduling delays would otherwise fire needless probes.
-            pto = max(pto + PTO_SLACK, MIN_PTO)
+            pto = max(2 * self.rtt.srtt + PTO_SLACK, MIN_PTO)
         at = now + pto
         if self.rto_at is not None and at > self.rto_at:
             at = self.rto_at  # RFC 8985 (7.2): never later than the RTO
