@@ -20,8 +20,9 @@ acknowledgments of a LAST-ACK — and then lingers ``time_wait_linger`` seconds
 FIN the peer retransmits because our last ACK was lost (RFC 9293 3.6), before
 closing the socket.  The rest of TIME-WAIT's 2*MSL guards a new incarnation of the
 same address pair against old duplicates; a closed UDP socket gives that address
-to no new connection of ours, so it has nothing left to guard.  The linger runs
-as a task, so a loop shutting down cancels it and the socket is closed cleanly.
+to no new connection of ours, so it has nothing left to guard.  The linger is a
+plain timer handle: a loop that closes first simply drops it, with no pending
+task to complain about.
 
 ``stats`` counts what crossed the socket (see ``EndpointStats``).  With
 ``Config.pcap_path`` or the ``RUDP_PCAP`` environment variable set (the config
@@ -108,8 +109,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._flush_handle: asyncio.Handle | None = None
         self._send_paused = False
         self._owner_done = False
-        self._quiet: asyncio.Future[None] | None = None
-        self._linger_task: asyncio.Task[None] | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] = loop.create_future()
         self.sockname: Any = None
         self.socket: Any = None
@@ -415,7 +415,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._drop(transport)
 
     def _drop(self, transport: RudpTransport) -> None:
-        if not transport._app_done:
+        if not transport._app_done and not transport._ended_cleanly:
             transport._force_lost(ConnectionAbortedError("connection closed"))
         transport._dropped = True
         transport._timer_at = None
@@ -452,31 +452,18 @@ class Endpoint(asyncio.DatagramProtocol):
         if not self._links:
             self._close_socket()
             return
-        if self._linger_task is None:
-            self._quiet = self._loop.create_future()
-            self._linger_task = self._loop.create_task(self._linger_then_close())
         quiet = all(t._app_done and t._conn.state is State.TIME_WAIT for t in self._links.values())
-        if quiet and self._quiet is not None and not self._quiet.done():
-            self._quiet.set_result(None)
-
-    async def _linger_then_close(self) -> None:
-        try:
-            assert self._quiet is not None
-            await self._quiet
-            await asyncio.sleep(self._linger)
-        finally:
-            self._close_socket()
+        if quiet and self._linger_handle is None:
+            self._linger_handle = self._loop.call_later(self._linger, self._close_socket)
 
     def _close_socket(self) -> None:
         udp = self._udp
         if udp is None:
             return
         self._drop_all()
-        if self._quiet is not None and not self._quiet.done():
-            self._quiet.cancel()
-        task = self._linger_task
-        if task is not None and not task.done() and task is not asyncio.current_task(self._loop):
-            task.cancel()
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
+            self._linger_handle = None
         udp.close()
 
 

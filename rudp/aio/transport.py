@@ -287,6 +287,15 @@ class RudpTransport(asyncio.Transport):
         return self._phase is _Phase.HANDSHAKE
 
     @property
+    def _ended_cleanly(self) -> bool:
+        """Both FINs exchanged, the application not yet told: it learns when it
+        closes the transport (the connection itself needs nothing more)."""
+        return any(
+            isinstance(event, ConnectionTerminated) and event.error is None
+            for event in self._held
+        )
+
+    @property
     def _app_done(self) -> bool:
         """The application has been told (or never needed telling) that it is over."""
         return self._phase is _Phase.LOST
@@ -373,8 +382,11 @@ class RudpTransport(asyncio.Transport):
         if isinstance(event, WritableAgain):
             self._maybe_resume_protocol()
         elif isinstance(event, ConnectionTerminated):
-            if self._held and event.error is None and not self._closing:
-                self._held.append(event)  # a clean end waits behind unread data
+            if event.error is None and not self._closing:
+                # As a kernel socket: a clean end (both FINs exchanged) leaves the
+                # transport open until the application closes it, and waits
+                # behind any data not yet delivered.
+                self._held.append(event)
             else:
                 self._held.clear()
                 self._lose(event.error)
@@ -389,6 +401,9 @@ class RudpTransport(asyncio.Transport):
         while self._held and not self._reading_paused and self._phase is _Phase.OPEN:
             event = self._held.popleft()
             if isinstance(event, ConnectionTerminated):
+                if event.error is None and not self._closing:
+                    self._held.appendleft(event)  # until close(), as above
+                    break
                 self._lose(event.error)
             elif not self._closing:
                 self._deliver(event)
