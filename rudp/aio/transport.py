@@ -469,18 +469,7 @@ class RudpTransport(asyncio.Transport):
     def _call_connection_lost(self, exc: Exception | None) -> None:
         self._log.info("connection_lost", error=repr(exc) if exc else None)
         try:
-            self.get_protocol().connection_lost(exc)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as err:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.connection_lost() failed",
-                    "exception": err,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._notify_protocol("connection_lost", exc)
         finally:
             self._detach()
             self._endpoint.app_done(self)
@@ -494,34 +483,26 @@ class RudpTransport(asyncio.Transport):
         if self._writing_paused or self._conn.send_buffered <= self._high_water:
             return
         self._writing_paused = True
-        try:
-            self.get_protocol().pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        self._notify_protocol("pause_writing")
 
     def _maybe_resume_protocol(self) -> None:
         if not self._writing_paused or self._conn.send_buffered > self._low_water:
             return
         self._writing_paused = False
-        if self._phase is not _Phase.OPEN:
-            return
+        if self._phase is _Phase.OPEN:
+            self._notify_protocol("resume_writing")
+
+    def _notify_protocol(self, method: str, *args: Any) -> None:
+        """Call a protocol method whose failure asyncio reports but survives, as
+        _FlowControlMixin does for pause_writing / resume_writing."""
         try:
-            self.get_protocol().resume_writing()
+            getattr(self.get_protocol(), method)(*args)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._loop.call_exception_handler(
                 {
-                    "message": "protocol.resume_writing() failed",
+                    "message": f"protocol.{method}() failed",
                     "exception": exc,
                     "transport": self,
                     "protocol": self._protocol,
