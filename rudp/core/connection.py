@@ -914,9 +914,11 @@ class Connection:
                     self._ack_now = True
                 elif seg.flags & PSH and self._reading:
                     # The application is reading and the sender pushed: it waits
-                    # for this ACK, and a reply, if any, carries it (as Linux's
-                    # ICSK_ACK_PUSHED).
-                    self._ack_now = True
+                    # for this ACK (as Linux's ICSK_ACK_PUSHED).  Due now, as a
+                    # deadline rather than at once, so that an owner gives the
+                    # application its turn first and a reply carries the ACK.
+                    self._segs_since_ack += 1
+                    self.delayed_ack_at = now
                 else:
                     self._schedule_ack(now)
                 self._deliver()

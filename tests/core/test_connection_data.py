@@ -61,7 +61,9 @@ def test_established_pushed_segment_read_at_once_is_acked_at_once() -> None:
     conn = established()
     feed(conn, seg(RCV, SND, ACK | PSH, payload=payload(100)), 1.0)
     assert events(conn) == [DataReceived(payload(100))]
-    assert sent(conn, 1.0) == [ack_of(RCV + 100)]
+    # Due at once, but as a deadline: a reply written first would carry it.
+    assert conn.next_timer() == 1.0
+    assert fire(conn, 1.0) == [ack_of(RCV + 100)]
     conn.pause_reading()
     feed(conn, seg(RCV + 100, SND, ACK | PSH, payload=payload(100, 100)), 2.0)
     assert sent(conn, 2.0) == []
