@@ -1,16 +1,18 @@
 """TCP echo client from the asyncio streams documentation, on rudp.
 
-The only change from the asyncio example is ``import rudp`` and ``rudp.open_connection``.
-Start ``python examples/echo_server.py`` first.
+The only changes from the asyncio example are ``import rudp``, ``rudp.open_connection``
+and the ``--port`` option.
+Start ``python examples/echo_server.py`` first (``--port`` as the server's).
 """
 
+import argparse
 import asyncio
 
 import rudp
 
 
-async def tcp_echo_client(message):
-    reader, writer = await rudp.open_connection("127.0.0.1", 8888)
+async def tcp_echo_client(message, port):
+    reader, writer = await rudp.open_connection("127.0.0.1", port)
 
     print(f"Send: {message!r}")
     writer.write(message.encode())
@@ -24,4 +26,6 @@ async def tcp_echo_client(message):
     await writer.wait_closed()
 
 
-asyncio.run(tcp_echo_client("Hello World!"))
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, default=8888)
+asyncio.run(tcp_echo_client("Hello World!", parser.parse_args().port))

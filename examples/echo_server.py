@@ -1,9 +1,12 @@
 """TCP echo server from the asyncio streams documentation, on rudp.
 
-The only change from the asyncio example is ``import rudp`` and ``rudp.start_server``.
-Run it, then ``python examples/echo_client.py`` in another terminal.
+The only changes from the asyncio example are ``import rudp``, ``rudp.start_server``
+and the ``--port`` option.
+Run it, then ``python examples/echo_client.py`` in another terminal
+(``--port`` chooses another port than 8888 for both; 0 lets the server pick).
 """
 
+import argparse
 import asyncio
 
 import rudp
@@ -25,8 +28,8 @@ async def handle_echo(reader, writer):
     await writer.wait_closed()
 
 
-async def main():
-    server = await rudp.start_server(handle_echo, "127.0.0.1", 8888)
+async def main(port):
+    server = await rudp.start_server(handle_echo, "127.0.0.1", port)
 
     addrs = ", ".join(str(sock.getsockname()) for sock in server.sockets)
     print(f"Serving on {addrs}")
@@ -35,4 +38,6 @@ async def main():
         await server.serve_forever()
 
 
-asyncio.run(main())
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, default=8888)
+asyncio.run(main(parser.parse_args().port))
