@@ -490,31 +490,3 @@ def udp_socket(family: int, buffer_size: int) -> socket.socket:
             if sock.getsockopt(socket.SOL_SOCKET, option) < buffer_size:
                 sock.setsockopt(socket.SOL_SOCKET, option, buffer_size)
     return sock
-
-
-def bind_udp_socket(
-    family: int,
-    address: Any,
-    *,
-    reuse_port: bool | None = None,
-    buffer_size: int = SERVER_SOCKET_BUFFER,
-) -> socket.socket:
-    """A UDP socket (see ``udp_socket``) bound to ``address``, failing as asyncio's bind does."""
-    sock = udp_socket(family, buffer_size)
-    try:
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
-        try:
-            sock.bind(address)
-        except OSError as err:
-            raise OSError(
-                err.errno,
-                f"error while attempting to bind on address {address!r}: "
-                f"{(err.strerror or str(err)).lower()}",
-            ) from None
-    except BaseException:
-        sock.close()
-        raise
-    return sock

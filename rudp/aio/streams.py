@@ -60,10 +60,10 @@ class StreamWriter(asyncio.StreamWriter):
 
 
 async def open_connection(
-    host: str, port: int, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
+    host: str | None = None, port: int | None = None, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A (reader, writer) pair over a new rudp connection; ``kwds`` go to
-    :func:`rudp.create_connection` (``ssl=``, ``server_hostname=``, ...).  The
+    :func:`rudp.create_connection` (``ssl=``, ``sock=``, ``local_addr=``, ...).  The
     writer is a :class:`StreamWriter`, typed as asyncio's like the server's."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
@@ -83,7 +83,7 @@ async def start_server(
 ) -> Server:
     """A rudp server calling ``client_connected_cb(reader, writer)`` for each
     client (a coroutine function becomes a task); ``kwds`` go to
-    :func:`rudp.create_server` (``ssl=``, ...)."""
+    :func:`rudp.create_server` (``ssl=``, ``sock=``, ``reuse_port=``, ...)."""
     loop = asyncio.get_running_loop()
 
     def connected(

@@ -206,7 +206,7 @@ class Connection:
         # Output wishes, turned into segments by datagrams_to_send.
         self._ack_now = False
         self._segs_since_ack = 0
-        self._rst_to_send: bytes | None = None
+        self._resets: list[bytes] = []  # RSTs waiting for datagrams_to_send
         self._probe_now = False
         self._challenge_window_start = 0.0
         self._challenge_count = 0
@@ -254,7 +254,7 @@ class Connection:
         the engine."""
         return (
             self.state is State.CLOSED
-            and self._rst_to_send is None
+            and not self._resets
             and self._termination_pending is None
         )
 
@@ -344,7 +344,7 @@ class Connection:
         self._app_closed = True
         self._reading = False
         if self.state in (State.LISTEN, State.SYN_SENT, State.CLOSED):
-            self._rst_to_send = None
+            self._resets.clear()
             self._enter_closed(None)
             return
         if self._rcv_buffer.unread:
@@ -359,11 +359,15 @@ class Connection:
         """RFC 9293 3.10.5 ABORT: send RST (if synchronized), drop every buffer."""
         if self.state is State.CLOSED:
             return
-        if self.state in (State.SYN_RECEIVED,) or self.state.synchronized:
-            if self.state is not State.TIME_WAIT:
-                self._rst_to_send = self._encode(
-                    Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=RST | ACK)
-                )
+        if self.state is State.SYN_RECEIVED or (
+            self.state.synchronized and self.state is not State.TIME_WAIT
+        ):
+            # At SND.NXT, as Linux; and at SND.UNA too when data is in flight:
+            # the peer's RCV.NXT lies between them, and RFC 5961 resets only on
+            # an exact match (else it challenges, and our socket may be gone).
+            for seq in dict.fromkeys((self.snd_max, self.snd_una)):
+                rst = Segment(seq=seq, ack=self.rcv_nxt, flags=RST | ACK)
+                self._resets.append(self._encode(rst))
                 self.stats.resets_sent += 1
         self._app_closed = True
         self._enter_closed(None)
@@ -479,10 +483,10 @@ class Connection:
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Everything the engine wants on the wire now, in order."""
         out: list[bytes] = []
-        if self._rst_to_send is not None:
-            out.append(self._rst_to_send)
-            self._rst_to_send = None
-            self.stats.segments_sent += 1
+        if self._resets:
+            out += self._resets
+            self.stats.segments_sent += len(self._resets)
+            self._resets.clear()
         state = self.state
         if state is State.CLOSED or state is State.LISTEN:
             self._ack_now = self._probe_now = False
@@ -1543,7 +1547,7 @@ class Connection:
     def _reply_reset(self, seg: Segment) -> None:
         reply = reset_for(seg)
         if reply is not None:
-            self._rst_to_send = self._encode(reply)
+            self._resets.append(self._encode(reply))
             self.stats.resets_sent += 1
 
     def _stop_pmtud(self) -> None:

@@ -373,13 +373,18 @@ def test_close_twice_is_harmless() -> None:
 # ===================================================== resets we send
 def test_established_abort_sends_rst_and_terminates_rfc9293_3_10_5() -> None:
     """RFC 9293 3.10.5 ABORT in ESTABLISHED: send <SEQ=SND.NXT><CTL=RST> (with an
-    ACK, like Linux), drop queued data, enter CLOSED; ConnectionTerminated(None)."""
+    ACK, like Linux), drop queued data, enter CLOSED; ConnectionTerminated(None).
+    With 100 bytes unacknowledged a second RST goes at SND.UNA: the peer's RCV.NXT
+    is one of the two, and RFC 5961 3.2 resets only on an exact match."""
     conn = established()
     conn.send(payload(100))
     sent(conn, 1.0)
     conn.send(payload(50))  # queued, never sent
     conn.abort()
-    assert sent(conn, 1.1) == [seg(SND + 100, RCV, RST | ACK, window=0)]
+    assert sent(conn, 1.1) == [
+        seg(SND + 100, RCV, RST | ACK, window=0),
+        seg(SND, RCV, RST | ACK, window=0),
+    ]
     assert events(conn) == [ConnectionTerminated(None)]
     assert conn.state is State.CLOSED
     assert conn.is_closed
@@ -411,9 +416,14 @@ def test_fin_wait_2_data_after_close_sends_rst_rfc2525_2_17() -> None:
 
 
 def test_fin_wait_1_data_after_close_sends_rst_rfc2525_2_17() -> None:
+    """Our FIN is unacknowledged, so the peer's RCV.NXT is SND or SND + 1: an RST
+    goes at each (RFC 5961 3.2 accepts only the exact one)."""
     conn = fin_wait_1()
     feed(conn, seg(RCV, SND, ACK | PSH, payload=b"late"), 2.0)
-    assert sent(conn, 2.0) == [seg(SND + 1, RCV, RST | ACK, window=0)]
+    assert sent(conn, 2.0) == [
+        seg(SND + 1, RCV, RST | ACK, window=0),
+        seg(SND, RCV, RST | ACK, window=0),
+    ]
     assert conn.state is State.CLOSED
     assert events(conn) == [ConnectionTerminated(None)]
 

@@ -400,13 +400,6 @@ async def test_data_and_eof_held_while_paused_come_in_order_on_resume(stack: Sta
 
 
 # ------------------------------------------------------------ the API's keywords
-def _missing(function: str, keyword: str) -> pytest.MarkDecorator:
-    return pytest.mark.rudp_bug(
-        f"rudp.{function}() has no {keyword}= keyword (TypeError); "
-        f"asyncio's loop.{function}() takes it"
-    )
-
-
 def _connected_socket(stack: Stack, port: int) -> socket.socket:
     """A socket of the stack's own kind, connected to ``port`` (for sock=)."""
     sock = socket.socket(socket.AF_INET, stack.socket_type)
@@ -426,13 +419,11 @@ def _bound_socket(stack: Stack) -> socket.socket:
     [
         "family",
         "local_addr",
-        pytest.param("proto", marks=_missing("create_connection", "proto")),
-        pytest.param("flags", marks=_missing("create_connection", "flags")),
-        pytest.param("sock", marks=_missing("create_connection", "sock")),
-        pytest.param(
-            "happy_eyeballs_delay", marks=_missing("create_connection", "happy_eyeballs_delay")
-        ),
-        pytest.param("interleave", marks=_missing("create_connection", "interleave")),
+        "proto",
+        "flags",
+        "sock",
+        "happy_eyeballs_delay",
+        "interleave",
     ],
 )
 async def test_create_connection_takes_asyncio_keyword(stack: Stack, keyword: str) -> None:
@@ -470,9 +461,9 @@ async def test_create_connection_takes_asyncio_keyword(stack: Stack, keyword: st
         "backlog",
         "reuse_port",
         "start_serving",
-        pytest.param("flags", marks=_missing("create_server", "flags")),
-        pytest.param("reuse_address", marks=_missing("create_server", "reuse_address")),
-        pytest.param("sock", marks=_missing("create_server", "sock")),
+        "flags",
+        "reuse_address",
+        "sock",
     ],
 )
 async def test_create_server_takes_asyncio_keyword(stack: Stack, keyword: str) -> None:
