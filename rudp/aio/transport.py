@@ -92,7 +92,13 @@ class RudpTransport(asyncio.Transport):
         self._writing_paused = False
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
-        conn.set_send_buffer_limits(self._high_water, self._low_water)
+        # The connection's own send buffer, as a kernel socket's SO_SNDBUF: what
+        # it holds (unsent or unacknowledged) before this transport's buffer,
+        # which the write-buffer limits govern, fills.
+        self._socket_buffer = conn.config.send_buffer
+        conn.set_send_buffer_limits(
+            self._high_water + self._socket_buffer, self._low_water + self._socket_buffer
+        )
         # Kept by the Endpoint: the deadline of this connection's live timer-heap entry.
         self._timer_at: float | None = None
         self._dropped = False
@@ -226,8 +232,10 @@ class RudpTransport(asyncio.Transport):
         return True
 
     def get_write_buffer_size(self) -> int:
-        """Bytes written and not yet acknowledged by the peer."""
-        return self._conn.send_buffered
+        """Bytes written beyond what the connection's send buffer holds
+        (``Config.send_buffer``, the counterpart of a kernel socket's SO_SNDBUF):
+        the part a kernel TCP transport would still hold in user space."""
+        return max(self._conn.send_buffered - self._socket_buffer, 0)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low_water, self._high_water)
@@ -241,7 +249,7 @@ class RudpTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
-        self._conn.set_send_buffer_limits(high, low)
+        self._conn.set_send_buffer_limits(high + self._socket_buffer, low + self._socket_buffer)
         self._maybe_pause_protocol()
 
     # --------------------------------------------------- driven by the Endpoint
@@ -259,7 +267,7 @@ class RudpTransport(asyncio.Transport):
             if event is None:
                 break
             self._dispatch(event)
-        if self._writing_paused and self._conn.send_buffered <= self._low_water:
+        if self._writing_paused and self.get_write_buffer_size() <= self._low_water:
             self._maybe_resume_protocol()
 
     def _fail_handshake(self, exc: Exception) -> None:
@@ -480,13 +488,13 @@ class RudpTransport(asyncio.Transport):
             self._server._detach()
 
     def _maybe_pause_protocol(self) -> None:
-        if self._writing_paused or self._conn.send_buffered <= self._high_water:
+        if self._writing_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._writing_paused = True
         self._notify_protocol("pause_writing")
 
     def _maybe_resume_protocol(self) -> None:
-        if not self._writing_paused or self._conn.send_buffered > self._low_water:
+        if not self._writing_paused or self.get_write_buffer_size() > self._low_water:
             return
         self._writing_paused = False
         if self._phase is _Phase.OPEN:

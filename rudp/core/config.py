@@ -23,9 +23,11 @@ class Config:
     #: Receive buffer: the most in-order data held for the application, and so
     #: the largest window advertised.
     receive_buffer: int = 256 * 1024
-    #: Send buffer high-water mark at which WritableAgain is armed (the asyncio
-    #: layer sets its own limits with ``set_send_buffer_limits``).
-    send_buffer: int = 64 * 1024
+    #: Send buffer, as a kernel socket's SO_SNDBUF: the bytes a connection holds
+    #: (unsent or unacknowledged) before the asyncio transport's own write buffer,
+    #: and its pause_writing limits, come into play.  Also the engine's default
+    #: high-water mark for WritableAgain.
+    send_buffer: int = 1024 * 1024
     #: RFC 6298 (2.1): RTO before any RTT sample.
     initial_rto: float = 1.0
     #: RFC 6298 (2.4) lower bound; 200 ms as in Linux rather than the RFC's 1 s.

@@ -9,6 +9,7 @@ import pytest
 
 import rudp
 from rudp.aio.transport import RudpTransport
+from rudp.core.config import Config
 from tests.aio.aio_support import HOST, Recorder, Stack, accept_one
 
 TIMEOUT = 10
@@ -25,14 +26,17 @@ async def test_pause_writing_at_once_then_resume_at_low_water(rudp_stack: Stack)
         server, client, accepted = await accept_one(rudp_stack)
         transport = client.transport
         assert isinstance(transport, RudpTransport)
-        transport.write(b"x" * 100_000)
+        # The connection's send buffer (as SO_SNDBUF) takes Config.send_buffer
+        # bytes first; the transport's write buffer counts only what lies beyond.
+        socket_buffer = Config().send_buffer
+        transport.write(b"x" * (socket_buffer + 100_000))
         assert client.paused_writing == 1  # synchronously, within write()
         assert transport.get_write_buffer_size() == 100_000
-        await accepted.received(100_000)
+        await accepted.received(socket_buffer + 100_000)
         await _until(lambda: client.resumed_writing == 1)
         assert transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]
         transport.set_write_buffer_limits(high=10)
-        transport.write(b"y" * 11)
+        transport.write(b"y" * (socket_buffer + 11))
         assert client.paused_writing == 2
         transport.close()
         await client.lost
@@ -55,8 +59,10 @@ async def test_rfc9293_3_8_6_2_pause_reading_closes_the_advertised_window(
         receiver = accepted.transport._conn
         await _until(lambda: receiver.receive_window == 0)
         assert accepted.data == b""
-        # The sender still holds what the full receive buffer could not take.
-        assert client.transport.get_write_buffer_size() >= size - receiver.config.receive_buffer
+        # The sender's connection still holds what the full receive buffer could
+        # not take.
+        sender = client.transport._conn
+        assert sender.send_buffered >= size - receiver.config.receive_buffer
         accepted.transport.resume_reading()
         data = await accepted.received(size)
         assert data == bytes(range(256)) * (size // 256)
