@@ -9,7 +9,7 @@ stores never exceeds the window it advertised; the state changes only in
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import congestion
@@ -76,7 +76,8 @@ PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 
 @dataclass(slots=True)
 class ConnectionStats:
-    """Counters a debugger or a benchmark reads; all grow monotonically."""
+    """Counters a debugger or a benchmark reads (all grow monotonically), and,
+    as properties, the connection's live state, RTT estimate and windows."""
 
     segments_sent: int = 0
     segments_received: int = 0
@@ -95,6 +96,42 @@ class ConnectionStats:
     challenge_acks: int = 0
     resets_sent: int = 0
     resets_received: int = 0
+    _conn: Connection | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def state(self) -> str:
+        return str(self._conn.state) if self._conn is not None else "CLOSED"
+
+    @property
+    def srtt(self) -> float | None:
+        return self._conn.rtt.srtt if self._conn is not None else None
+
+    @property
+    def rttvar(self) -> float | None:
+        return self._conn.rtt.rttvar if self._conn is not None else None
+
+    @property
+    def rto(self) -> float | None:
+        return self._conn.rtt.rto if self._conn is not None else None
+
+    @property
+    def cwnd(self) -> int | None:
+        return self._conn.cc.cwnd if self._conn is not None else None
+
+    @property
+    def ssthresh(self) -> int | None:
+        return self._conn.cc.ssthresh if self._conn is not None else None
+
+    @property
+    def bytes_in_flight(self) -> int | None:
+        return self._conn.bytes_in_flight if self._conn is not None else None
+
+    def as_dict(self) -> dict[str, object]:
+        """Every counter and live value, for logs and JSON."""
+        counters = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        del counters["_conn"]
+        live = ("state", "srtt", "rttvar", "rto", "cwnd", "ssthresh", "bytes_in_flight")
+        return {**{name: getattr(self, name) for name in live}, **counters}
 
 
 class Connection:
@@ -125,7 +162,7 @@ class Connection:
         self.config = cfg = config or Config()
         self.local_port = local_port
         self.remote_port = remote_port
-        self.stats = ConnectionStats()
+        self.stats = ConnectionStats(_conn=self)
         self._log = logger
         self.state = State.CLOSED
         self._events: deque[Event] = deque()

@@ -211,6 +211,11 @@ async def test_rudp_stats_and_set_protocol(rudp_stack: Stack) -> None:
         stats = transport.get_extra_info("rudp_stats")
         await _until(lambda: stats.bytes_acked == 7)
         assert stats.bytes_sent >= 7
+        # The live values the observability surface promises, beside the counters.
+        assert stats.state == "ESTABLISHED"
+        assert stats.srtt is not None and stats.rttvar is not None and stats.rto >= 0.2
+        assert stats.cwnd > 0 and stats.ssthresh > 0 and stats.bytes_in_flight == 0
+        assert stats.as_dict()["bytes_acked"] == 7
         replacement = Recorder()
         transport.set_protocol(replacement)
         assert transport.get_protocol() is replacement
