@@ -150,6 +150,29 @@ class Connection:
     ``handle_timer`` at ``next_timer()``.
     """
 
+    # Slots, not a __dict__: an idle connection's footprint matters (thousands per
+    # server), and a misspelt attribute fails loudly.
+    __slots__ = (
+        "_above_high_water", "_ack_now", "_app_closed", "_buffer_offset", "_buffer_start",
+        "_challenge_count", "_challenge_window_start", "_consecutive_timeouts", "_dupacks",
+        "_eof_delivered", "_events", "_fill_checksum", "_fin_queued", "_fin_received",
+        "_fin_received_seq", "_fin_seq", "_high_water", "_in_recovery",
+        "_keepalive_probes_sent", "_last_ack_sent", "_log", "_low_water", "_lt_bytes",
+        "_min_rtt_at", "_offer_wscale", "_paced_until", "_passive_open", "_persist_backoff",
+        "_pmtud_probe", "_probe_now", "_rcv_adv_edge", "_rcv_buffer", "_reading",
+        "_recent_ooo", "_recover", "_resets", "_retransmit_now", "_reusable_listen",
+        "_rtt_sent_at", "_rtt_seq", "_scoreboard", "_segs_since_ack", "_send_buffer",
+        "_syn_retries", "_terminated", "_termination_pending", "_tlp_allowed", "_tlp_high",
+        "_tlp_new_data", "_tlp_resend", "_ts_offset", "_ts_recent", "_ts_recent_at",
+        "_ts_retransmitted", "_untimed_handshake", "_verify_checksum", "cc", "config",
+        "delayed_ack_at", "fin_wait_2_at", "give_up_at", "irs", "iss", "keepalive_at",
+        "local_port", "max_snd_wnd", "min_rtt", "pacing_at", "peer_mss", "persist_at", "pmtud",
+        "rack_at", "rcv_nxt", "rcv_wscale", "remote_port", "rto_at", "rtt", "sack_permitted",
+        "snd_max", "snd_mss", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd",
+        "snd_wscale", "state", "stats", "superseded", "time_wait_at", "timestamps_enabled",
+        "tlp_at", "window_scaling",
+    )
+
     def __init__(
         self,
         config: Config | None = None,
