@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -55,6 +54,16 @@ class _Phase(enum.Enum):
 class RudpTransport(asyncio.Transport):
     """The asyncio face of one engine ``Connection``."""
 
+    # Slots (asyncio's transport classes have them too): one of these per
+    # connection, thousands per server.
+    __slots__ = (
+        "_attached", "_buffered", "_closing", "_conn", "_dropped", "_endpoint",
+        "_eof_written", "_held", "_high_water", "_log", "_loop", "_lost_writes",
+        "_low_water", "_peername", "_phase", "_protocol", "_protocol_factory",
+        "_reading_paused", "_server", "_socket_buffer", "_timer_at", "_waiter",
+        "_writing_paused",
+    )
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -88,7 +97,7 @@ class RudpTransport(asyncio.Transport):
         self._lost_writes = 0
         self._reading_paused = False
         # Events the engine queued before pause_reading(), kept in order until resumed.
-        self._held: deque[Event] = deque()
+        self._held: list[Event] = []  # short; a list is far smaller than a deque
         self._writing_paused = False
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
@@ -407,10 +416,10 @@ class RudpTransport(asyncio.Transport):
 
     def _release_held(self) -> None:
         while self._held and not self._reading_paused and self._phase is _Phase.OPEN:
-            event = self._held.popleft()
+            event = self._held.pop(0)
             if isinstance(event, ConnectionTerminated):
                 if event.error is None and not self._closing:
-                    self._held.appendleft(event)  # until close(), as above
+                    self._held.insert(0, event)  # until close(), as above
                     break
                 self._lose(event.error)
             elif not self._closing:

@@ -8,7 +8,6 @@ stores never exceeds the window it advertised; the state changes only in
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -188,7 +187,9 @@ class Connection:
         self.stats = ConnectionStats(_conn=self)
         self._log = logger
         self.state = State.CLOSED
-        self._events: deque[Event] = deque()
+        # A list, not a deque: rarely more than a few events wait, and an empty
+        # list is a tenth of an empty deque's size (thousands of idle connections).
+        self._events: list[Event] = []
         self._verify_checksum = cfg.checksum == "full"
         self._fill_checksum = cfg.checksum == "full"
 
@@ -334,7 +335,7 @@ class Connection:
         return self._scoreboard.pipe
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def next_timer(self) -> float | None:
         deadline: float | None = None
