@@ -50,7 +50,7 @@ from ..core.listener import Listener, reset_reply
 from ..core.segment import MAX_DATAGRAM, decode
 from ..core.state import State
 from ..observe import pcap
-from ..observe.log import connection_logger, get_logger
+from ..observe.log import QUIET, connection_logger, get_logger
 from ..observe.stats import EndpointStats
 from .transport import ProtocolFactory, RudpTransport
 
@@ -132,7 +132,10 @@ class Endpoint(asyncio.DatagramProtocol):
         peername = self._udp.get_extra_info("peername")
         log = connection_logger("client", peername)
         conn = Connection(
-            self._config, local_port=_port(self.sockname), remote_port=_port(peername), logger=log
+            self._config,
+            local_port=_port(self.sockname),
+            remote_port=_port(peername),
+            logger=None if log is QUIET else log,
         )
         transport = RudpTransport(
             self._loop, self, conn, peername, log=log, protocol=protocol, waiter=waiter
@@ -382,7 +385,7 @@ class Endpoint(asyncio.DatagramProtocol):
     # ---------------------------------------------------- connection life
     def _new_accept_logger(self, peer: Hashable) -> Any:
         self._accept_log = connection_logger("server", peer)
-        return self._accept_log
+        return None if self._accept_log is QUIET else self._accept_log
 
     def _accept(self, conn: Connection, addr: Hashable) -> None:
         log = self._accept_log or connection_logger("server", addr)

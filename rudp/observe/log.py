@@ -72,9 +72,33 @@ def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:
     return _root_logger.bind(**bound)
 
 
+class _Quiet:
+    """A connection's logger while rudp's is off: every call does nothing, so
+    thousands of connections pay nothing for events nobody reads (a filtered
+    structlog call still costs microseconds)."""
+
+    __slots__ = ()
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    debug = warning = error = info
+
+    def bind(self, **kwargs: Any) -> _Quiet:
+        return self
+
+
+QUIET = cast(structlog.stdlib.BoundLogger, _Quiet())
+
+
 def connection_logger(side: str, peer: Hashable) -> structlog.stdlib.BoundLogger:
-    """A logger for one new connection, numbered in order of creation."""
-    return _root_logger.bind(conn=next(_connection_numbers), side=side, peer=format_address(peer))
+    """A logger for one new connection, numbered in order of creation -- or
+    ``QUIET`` when the ``"rudp"`` logger is not enabled for INFO as the connection
+    opens (enable logging first to see a connection's events)."""
+    number = next(_connection_numbers)
+    if not _stdlib_logger.isEnabledFor(logging.INFO):
+        return QUIET
+    return _root_logger.bind(conn=number, side=side, peer=format_address(peer))
 
 
 class ConsoleFormatter(logging.Formatter):
