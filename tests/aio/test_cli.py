@@ -84,7 +84,7 @@ def test_echo_server_and_client_talk() -> None:
 
 
 def test_help_everywhere() -> None:
-    for command in ([], ["demo"], ["echo-server"], ["echo-client"]):
+    for command in ([], ["demo"], ["echo-server"], ["echo-client"], ["send"], ["recv"], ["bench"]):
         result = _rudp(*command, "--help")
         assert result.returncode == 0
         assert "exit status" in result.stdout
