@@ -558,9 +558,10 @@ class Connection:
         else:
             if self._scoreboard.lost_bytes:
                 self._send_lost(now, out)
-            if self._tlp_resend is not None:
-                self._resend(self._tlp_resend, now, out)
-                self._tlp_resend = None
+            probe, self._tlp_resend = self._tlp_resend, None
+            if probe is not None and probe.end > self._scoreboard.acked and not probe.sacked:
+                # (An ACK that arrived since the probe was decided may cover it.)
+                self._resend(probe, now, out)
             self._send_new_data(now, out, probe=self._tlp_new_data)
             self._tlp_new_data = False
             if self._probe_now:

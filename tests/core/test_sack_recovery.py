@@ -511,3 +511,14 @@ def test_receiver_repeats_the_most_recently_reported_blocks_rfc2018_4() -> None:
     arrive(conn, 1.02, 6)
     assert arrive(conn, 1.03, 4) == [(0, ((4, 5), (6, 7), (2, 3), (10, 11)))]
     assert arrive(conn, 1.04, 8) == [(0, ((8, 9), (4, 5), (6, 7), (2, 3)))]
+
+
+def test_tlp_probe_covered_by_an_ack_before_it_goes_is_not_sent_rfc8985_7_3() -> None:
+    """RFC 8985 7.3: the probe resends the last segment -- unless an ACK covering it
+    arrives between the probe timer and the transmission: then nothing is resent
+    (the probe would repeat data the peer already holds)."""
+    conn = flight(3, rtt=0.5)
+    conn.handle_timer(PROBE_AT)  # the probe is decided...
+    feed(conn, seg(RCV, SND + 3 * M, ACK), PROBE_AT)  # ...and everything is ACKed
+    assert sent(conn, PROBE_AT) == []
+    assert conn.stats.retransmitted_segments == 0
