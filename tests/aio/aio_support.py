@@ -14,6 +14,8 @@ import pytest
 import rudp
 
 HOST = "127.0.0.1"
+# Protocol calls of a connection that received data, then EOF, then ended.
+FULL_LIFE = ["connection_made", "data_received", "eof_received", "connection_lost"]
 
 
 class Recorder(asyncio.Protocol):

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from tests.aio.aio_support import HOST, Stack, accept_one, skip_uvloop_tcp
+from tests.aio.aio_support import FULL_LIFE, HOST, Stack, accept_one, skip_uvloop_tcp
 
 TIMEOUT = 10
 
@@ -25,12 +25,7 @@ async def test_rfc9293_3_6_client_closes_first(stack: Stack) -> None:
         assert client.transport.is_closing()
         assert await accepted.lost is None
         assert await client.lost is None
-        assert accepted.calls == [
-            "connection_made",
-            "data_received",
-            "eof_received",
-            "connection_lost",
-        ]
+        assert accepted.calls == FULL_LIFE
         assert client.calls == ["connection_made", "connection_lost"]
         server.close()
         await server.wait_closed()
@@ -45,12 +40,7 @@ async def test_rfc9293_3_6_server_closes_first(stack: Stack) -> None:
         assert await client.lost is None
         assert await accepted.lost is None
         assert client.data == b"hello"
-        assert client.calls == [
-            "connection_made",
-            "data_received",
-            "eof_received",
-            "connection_lost",
-        ]
+        assert client.calls == FULL_LIFE
         assert accepted.calls == ["connection_made", "connection_lost"]
         server.close()
         await server.wait_closed()
@@ -86,12 +76,7 @@ async def test_rfc9293_3_6_half_close_eof_received_keeps_open(stack: Stack) -> N
         client.transport.close()  # eof_received returned True: closing is ours to do
         assert await client.lost is None
         assert await accepted.lost is None
-        assert accepted.calls == [
-            "connection_made",
-            "data_received",
-            "eof_received",
-            "connection_lost",
-        ]
+        assert accepted.calls == FULL_LIFE
         assert client.calls == accepted.calls
         server.close()
         await server.wait_closed()

@@ -10,7 +10,7 @@ import pytest
 import rudp
 from rudp.aio.transport import RudpTransport
 from rudp.core.config import Config
-from tests.aio.aio_support import HOST, Recorder, Stack, accept_one
+from tests.aio.aio_support import FULL_LIFE, HOST, Recorder, Stack, accept_one
 
 TIMEOUT = 10
 
@@ -68,12 +68,7 @@ async def test_rfc9293_3_8_6_2_pause_reading_closes_the_advertised_window(
         assert data == bytes(range(256)) * (size // 256)
         client.transport.close()
         assert await accepted.lost is None
-        assert accepted.calls == [
-            "connection_made",
-            "data_received",
-            "eof_received",
-            "connection_lost",
-        ]
+        assert accepted.calls == FULL_LIFE
         server.close()
         await server.wait_closed()
 
