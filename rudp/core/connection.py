@@ -29,16 +29,21 @@ from .scoreboard import Scoreboard, SentSegment
 from .segment import (
     ACK,
     FIN,
+    HEADER,
     HEADER_LEN,
     MAX_DATAGRAM,
+    PLAIN_OFFSET,
     PSH,
     RST,
     SYN,
+    TS_SEGMENT,
+    TS_SEGMENT_OFFSET,
     Segment,
     decode,
     encode,
+    segment_is_intact,
 )
-from .seq import SEQ_MASK, seq_add, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_sub
+from .seq import HALF, SEQ_MASK, seq_add, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_sub
 from .state import TRANSITIONS, State
 
 # RFC 9293 3.7.1: the MSS assumed when the peer sends no MSS option.
@@ -69,6 +74,10 @@ PTO_SLACK = 0.002
 MIN_PTO = 0.010
 # RFC 8985 (7.2): worst-case delayed-ACK time added to a lone segment's probe timeout.
 WORST_CASE_DELAYED_ACK = 0.2
+# The option bytes of TS_SEGMENT: NOP, NOP, kind 8, length 10.
+_NOP_NOP_TS = (1, 1, 8, 10)
+# Stands among the events for the in-order bytes the receive buffer holds.
+_DATA_READY: Event = DataReceived(b"")
 # RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
 PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 
@@ -153,7 +162,8 @@ class Connection:
     # server), and a misspelt attribute fails loudly.
     __slots__ = (
         "_above_high_water", "_ack_now", "_app_closed", "_buffer_offset", "_buffer_start",
-        "_challenge_count", "_challenge_window_start", "_consecutive_timeouts", "_dupacks",
+        "_challenge_count", "_challenge_window_start", "_consecutive_timeouts", "_data_queued",
+        "_dupacks",
         "_eof_delivered", "_events", "_fill_checksum", "_fin_queued", "_fin_received",
         "_fin_received_seq", "_fin_seq", "_high_water", "_in_recovery",
         "_keepalive_probes_sent", "_last_ack_sent", "_log", "_low_water", "_lt_bytes",
@@ -190,6 +200,9 @@ class Connection:
         # A list, not a deque: rarely more than a few events wait, and an empty
         # list is a tenth of an empty deque's size (thousands of idle connections).
         self._events: list[Event] = []
+        # _DATA_READY waits among the events: in-order bytes are taken from the
+        # receive buffer when it is read, so a burst of segments makes one event.
+        self._data_queued = False
         self._verify_checksum = cfg.checksum == "full"
         self._fill_checksum = cfg.checksum == "full"
 
@@ -335,7 +348,22 @@ class Connection:
         return self._scoreboard.pipe
 
     def next_event(self) -> Event | None:
-        return self._events.pop(0) if self._events else None
+        events = self._events
+        while events:
+            event = events.pop(0)
+            if event is not _DATA_READY:
+                return event
+            self._data_queued = False
+            if self._rcv_buffer.unread:
+                data = self._rcv_buffer.take()
+                self.stats.bytes_delivered += len(data)
+                clamp = min(self._rcv_buffer.capacity, 0xFFFF << self.rcv_wscale)
+                if 2 * seq_sub(self._rcv_adv_edge, self.rcv_nxt) <= clamp:
+                    # As Linux's tcp_cleanup_rbuf: reading reopened a window that
+                    # had closed to half or less; say so if it grew enough.
+                    self._maybe_window_update()
+                return DataReceived(data)
+        return None
 
     def next_timer(self) -> float | None:
         deadline: float | None = None
@@ -408,7 +436,7 @@ class Connection:
             self._resets.clear()
             self._enter_closed(None)
             return
-        if self._rcv_buffer.unread:
+        if self._rcv_buffer.unread and not self._data_queued:
             self.abort()
             return
         self.shutdown_write()
@@ -471,6 +499,8 @@ class Connection:
     # ---------------------------------------------------------------- inputs
     def receive_datagram(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """One datagram from the peer.  Never raises on its content."""
+        if self.state is State.ESTABLISHED and self._receive_predicted(data, now):
+            return
         try:
             if len(data) > MAX_DATAGRAM:
                 raise MalformedSegment("larger than any UDP datagram")
@@ -496,6 +526,98 @@ class Connection:
             self._on_segment_syn_sent(seg, now)
         else:
             self._on_segment_synchronized(seg, now)
+
+    def _receive_predicted(self, data: bytes | bytearray | memoryview, now: float) -> bool:
+        """Header prediction (Van Jacobson's, as Linux's tcp_rcv_established): the
+        next in-order segment in ESTABLISHED, ACK (and PSH) alone, in the usual
+        layout, acknowledging nothing new or new data outside loss recovery.  It
+        takes exactly the steps of RFC 9293 3.10.7.4 that such a segment needs,
+        without building a Segment.  Anything else -- or a bad checksum, to be
+        counted there -- returns False having changed nothing, for the general path.
+        """
+        if self.timestamps_enabled:
+            if len(data) < TS_SEGMENT.size:
+                return False
+            (_, _, seq, ack, offset, flags, window, _, _, nop1, nop2, kind, length, ts_val,
+             ts_ecr) = TS_SEGMENT.unpack_from(data)
+            if offset != TS_SEGMENT_OFFSET or (nop1, nop2, kind, length) != _NOP_NOP_TS:
+                return False
+            if ((ts_val - self._ts_recent) & SEQ_MASK) >= HALF:
+                return False  # RFC 7323 (5.3 R1): PAWS decides
+            header_len = TS_SEGMENT.size
+        else:
+            if len(data) < HEADER.size:
+                return False
+            _, _, seq, ack, offset, flags, window, _, _ = HEADER.unpack_from(data)
+            if offset != PLAIN_OFFSET:
+                return False
+            ts_val = ts_ecr = None
+            header_len = HEADER.size
+        if flags | PSH != ACK | PSH or seq != self.rcv_nxt:
+            return False
+        size = len(data) - header_len
+        # Acceptable (RFC 9293 3.10.7.4 first) and wholly inside the window.
+        if size > seq_sub(self._rcv_adv_edge, seq) or len(data) > MAX_DATAGRAM:
+            return False
+        board = self._scoreboard
+        acked = seq_sub(ack, self.snd_una)
+        if acked == 0:
+            if not size:
+                return False  # a duplicate ACK or a window update
+        elif (
+            acked < 0
+            or seq_gt(ack, self.snd_max)
+            or self._in_recovery
+            or board.lost_bytes
+            or board.sacked_bytes
+            or board.retransmitted_out
+            or self._tlp_high is not None
+        ):
+            return False
+        if size and (
+            self._app_closed or self._rcv_buffer.has_gaps or self._fin_received_seq is not None
+        ):
+            return False
+        snd_wnd = window << self.snd_wscale
+        if not snd_wnd or self._pmtud_probe is not None:
+            return False
+        if self._verify_checksum and not segment_is_intact(data):
+            return False
+        stats = self.stats
+        stats.segments_received += 1
+        if self.keepalive_at is not None:
+            self._keepalive_probes_sent = 0
+            self.keepalive_at = now + self.config.keepalive_idle
+        if ts_val is not None and seq_le(seq, self._last_ack_sent):
+            self._ts_recent = ts_val  # RFC 7323 (4.3)
+            self._ts_recent_at = now
+        # Fifth: the ACK field.
+        if acked:
+            self._on_new_ack(ack, ts_ecr, acked, now)
+        if board.outstanding:
+            self._detect_losses(now)
+        # In order, so no older segment updated the window (SND.WL1 <= SEG.SEQ,
+        # SND.WL2 <= SND.UNA <= SEG.ACK).
+        self.snd_wnd = snd_wnd
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        if snd_wnd > self.max_snd_wnd:
+            self.max_snd_wnd = snd_wnd
+        self.persist_at = None
+        self._persist_backoff = 1
+        # Seventh: the text, in order with nothing waiting behind it.
+        if size:
+            self._rcv_buffer.append(memoryview(data)[header_len:])
+            stats.bytes_received += size
+            self.rcv_nxt = seq_add(seq, size)
+            if flags & PSH and self._reading:
+                # As the general path: an ACK due now for a reader that waits.
+                self._segs_since_ack += 1
+                self.delayed_ack_at = now
+            else:
+                self._schedule_ack(now)
+            self._deliver()
+        return True
 
     def handle_timer(self, now: float) -> None:
         """Fire every deadline that is due."""
@@ -788,7 +910,7 @@ class Connection:
             self._ack_now = True
             return False
         if acked > 0:
-            self._on_new_ack(seg, acked, now)
+            self._on_new_ack(ack, seg.ts_ecr, acked, now)
         if seg.sack_blocks and self.sack_permitted:
             self._take_sack_blocks(seg.sack_blocks, now)
         if acked == 0:
@@ -806,14 +928,13 @@ class Connection:
         self._after_ack_state_changes(now)
         return True
 
-    def _on_new_ack(self, seg: Segment, acked: int, now: float) -> None:
-        ack = seg.ack
+    def _on_new_ack(self, ack: int, ts_ecr: int | None, acked: int, now: float) -> None:
         flight = self._scoreboard.outstanding
         newly = self._scoreboard.ack(self._offset(ack), now)
         data_acked = self._consume_acked_data(ack)
         self.snd_una = ack
         self.stats.bytes_acked += data_acked
-        self._sample_rtt(seg, ack, now)
+        self._sample_rtt(ts_ecr, ack, now)
         if self._in_recovery:
             if seq_ge(ack, self._recover):
                 # RFC 6582 (3.2 step 3) / RFC 6675 (5): full acknowledgment ends
@@ -1026,10 +1147,9 @@ class Connection:
         while it reads."""
         if not self._reading or self._terminated:
             return
-        if self._rcv_buffer.unread:
-            data = self._rcv_buffer.take()
-            self.stats.bytes_delivered += len(data)
-            self._events.append(DataReceived(data))
+        if self._rcv_buffer.unread and not self._data_queued:
+            self._data_queued = True
+            self._events.append(_DATA_READY)
         if self._fin_received and not self._eof_delivered:
             self._eof_delivered = True
             self._events.append(EofReceived())
@@ -1039,7 +1159,8 @@ class Connection:
             self._terminate(error)
 
     def _undelivered(self) -> bool:
-        return bool(self._rcv_buffer.unread) or (self._fin_received and not self._eof_delivered)
+        unread = bool(self._rcv_buffer.unread) and not self._data_queued
+        return unread or (self._fin_received and not self._eof_delivered)
 
     def _schedule_ack(self, now: float) -> None:
         # RFC 5681 (4.2) / RFC 9293 3.8.6.3: ACK at least every second full-sized
@@ -1484,18 +1605,18 @@ class Connection:
         self._probe_now = True
         self.keepalive_at = now + cfg.keepalive_interval
 
-    def _sample_rtt(self, seg: Segment, ack: int, now: float) -> None:
-        if self.timestamps_enabled and seg.ts_ecr is not None:
+    def _sample_rtt(self, ts_ecr: int | None, ack: int, now: float) -> None:
+        if self.timestamps_enabled and ts_ecr is not None:
             # RFC 7323 (4.2): RTTM from the echoed timestamp, valid even for
             # retransmitted segments -- but not from an echo older than our last
             # retransmission: after a lost ACK the peer re-acknowledges with the
             # original's timestamp, and the sample would include the whole RTO
             # wait (Karn's idea, applied to timestamps; Linux guards likewise).
             if self._ts_retransmitted is not None and seq_lt(
-                seg.ts_ecr, self._ts_retransmitted
+                ts_ecr, self._ts_retransmitted
             ):
                 return
-            rtt = ((self._ts_now(now) - seg.ts_ecr) & SEQ_MASK) / TS_HZ
+            rtt = ((self._ts_now(now) - ts_ecr) & SEQ_MASK) / TS_HZ
             if self._untimed_handshake:
                 self._untimed_handshake = False
                 if rtt >= self.config.initial_rto:
@@ -1521,7 +1642,7 @@ class Connection:
         self.snd_una = seg.ack
         if seq_lt(self.snd_nxt, self.snd_una):
             self.snd_nxt = self.snd_una
-        self._sample_rtt(seg, seg.ack, now)
+        self._sample_rtt(seg.ts_ecr, seg.ack, now)
         if self._syn_retries:
             self.rtt.reset_after_syn_timeout(self.config.initial_rto)
         self.rto_at = None

@@ -56,6 +56,13 @@ _NOP_NOP_SACKOK = b"\x01\x01\x04\x02"
 _NOP_WSCALE = struct.Struct("!BBBB")      # NOP, kind 3, len 3, shift
 # NOP NOP, kind 5, len 2+8n, then n (left, right) pairs; indexed by n.
 _SACK = [struct.Struct("!BBBB" + "II" * n) for n in range(5)]
+#: The header of nearly every data segment and ACK once timestamps are on: the
+#: 20 fixed bytes, then NOP NOP TS (Linux's layout, and what encode emits).
+#: The fast paths read and write it in one call.
+TS_SEGMENT = struct.Struct("!HHIIBBHHHBBBBII")
+TS_SEGMENT_OFFSET = (5 + 3) << 4  # its data-offset byte: 8 words
+PLAIN_OFFSET = 5 << 4  # ... and that of a header without options
+HEADER = _HEADER
 
 
 @dataclass(slots=True, repr=False)
@@ -193,11 +200,21 @@ def encode(seg: Segment, *, checksum: bool = True) -> bytes:
         raise ValueError(f"cannot encode {seg!r}: {exc}") from exc
     payload = seg.payload
     if checksum:
-        # The header+options length is even, so the payload's 16-bit words line up
-        # with the whole segment's and the two sums can be added (RFC 1071 2(B)).
-        total = int.from_bytes(head, "big") + _padded_int(payload)
-        _U16.pack_into(head, _CHECKSUM_OFFSET, 0xFFFF - _fold(total))
+        _U16.pack_into(head, _CHECKSUM_OFFSET, segment_checksum(head, payload))
     return b"".join((head, payload))
+
+
+def segment_checksum(head: bytes | bytearray, payload: bytes | memoryview) -> int:
+    """The checksum field for ``head`` (its checksum zero) followed by ``payload``.
+
+    The header+options length is even, so the payload's 16-bit words line up with
+    the whole segment's and the two sums can be added (RFC 1071 2(B))."""
+    return 0xFFFF - _fold(int.from_bytes(head, "big") + _padded_int(payload))
+
+
+def segment_is_intact(data: bytes | bytearray | memoryview) -> bool:
+    """Whether the RFC 1071 checksum of a whole received segment verifies."""
+    return _fold(_padded_int(data)) == 0xFFFF
 
 
 def decode(data: bytes | bytearray | memoryview, *, verify_checksum: bool = True) -> Segment:
@@ -209,7 +226,7 @@ def decode(data: bytes | bytearray | memoryview, *, verify_checksum: bool = True
     header_len = (offset >> 4) * 4
     if header_len < HEADER_LEN or header_len > size:
         raise MalformedSegment(f"data offset {header_len} bytes in a {size}-byte datagram")
-    if verify_checksum and _fold(_padded_int(data)) != 0xFFFF:
+    if verify_checksum and not segment_is_intact(data):
         raise MalformedSegment("bad checksum")
     seg = Segment(src, dst, seq, ack, flags, window, urgent, bytes(data[header_len:]))
     if header_len == HEADER_LEN + 12:

@@ -79,7 +79,8 @@ def test_established_second_full_segment_is_acked_at_once_rfc5681_4_2() -> None:
     feed(conn, seg(RCV + MSS, SND, payload=payload(MSS, MSS)), 1.01)
     assert sent(conn, 1.01) == [ack_of(RCV + 2 * MSS)]
     assert conn.next_timer() is None
-    assert events(conn) == [DataReceived(payload(MSS)), DataReceived(payload(MSS, MSS))]
+    # Bytes the owner has not read yet come as one event.
+    assert events(conn) == [DataReceived(payload(MSS) + payload(MSS, MSS))]
 
 
 def test_established_delayed_ack_zero_acks_every_segment() -> None:
@@ -106,8 +107,20 @@ def test_established_overlapping_segment_delivers_only_new_bytes_rfc9293_3_10_7_
     conn = established()
     feed(conn, seg(RCV, SND, payload=payload(10)), 1.0)
     feed(conn, seg(RCV + 5, SND, payload=payload(10, 5)), 1.01)
-    assert events(conn) == [DataReceived(payload(10)), DataReceived(payload(5, 10))]
+    assert events(conn) == [DataReceived(payload(10) + payload(5, 10))]
     assert conn.rcv_nxt == RCV + 15
+
+
+def test_established_each_read_takes_what_arrived_since_the_last() -> None:
+    """DataReceived carries every in-order byte that arrived before the owner read
+    the event: one event per read, not per segment, and none twice."""
+    conn = established()
+    feed(conn, seg(RCV, SND, payload=payload(100)), 1.0)
+    feed(conn, seg(RCV + 100, SND, payload=payload(50, 100)), 1.0)
+    assert events(conn) == [DataReceived(payload(150))]
+    feed(conn, seg(RCV + 150, SND, payload=payload(20, 150)), 1.1)
+    assert events(conn) == [DataReceived(payload(20, 150))]
+    assert conn.stats.bytes_delivered == 170
 
 
 @pytest.mark.parametrize(
