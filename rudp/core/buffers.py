@@ -29,6 +29,11 @@ class SendBuffer:
         """Copy of ``size`` bytes starting ``offset`` bytes after the oldest one."""
         return bytes(self._data[offset : offset + size])
 
+    def view(self) -> memoryview:
+        """The buffered bytes without a copy.  Release it (``with``) before the
+        buffer changes: a bytearray cannot resize while viewed."""
+        return memoryview(self._data)
+
     def consume(self, size: int) -> None:
         """Forget the ``size`` oldest bytes (they were acknowledged)."""
         del self._data[:size]

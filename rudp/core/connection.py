@@ -28,6 +28,8 @@ from .rtt import RttEstimator
 from .scoreboard import Scoreboard, SentSegment
 from .segment import (
     ACK,
+    CHECKSUM_FIELD,
+    CHECKSUM_OFFSET,
     FIN,
     HEADER,
     HEADER_LEN,
@@ -41,6 +43,7 @@ from .segment import (
     Segment,
     decode,
     encode,
+    internet_checksum,
     segment_is_intact,
 )
 from .seq import HALF, SEQ_MASK, seq_add, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_sub
@@ -578,8 +581,12 @@ class Connection:
             self._app_closed or self._rcv_buffer.has_gaps or self._fin_received_seq is not None
         ):
             return False
+        # RFC 9293 3.10.7.4 fifth: the window, unless an older segment set it (one
+        # ahead of a gap may have).
+        wl1 = self.snd_wl1
+        update_window = seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.snd_wl2, ack))
         snd_wnd = window << self.snd_wscale
-        if not snd_wnd or self._pmtud_probe is not None:
+        if (update_window and not snd_wnd) or self._pmtud_probe is not None:
             return False
         if self._verify_checksum and not segment_is_intact(data):
             return False
@@ -596,15 +603,14 @@ class Connection:
             self._on_new_ack(ack, ts_ecr, acked, now)
         if board.outstanding:
             self._detect_losses(now)
-        # In order, so no older segment updated the window (SND.WL1 <= SEG.SEQ,
-        # SND.WL2 <= SND.UNA <= SEG.ACK).
-        self.snd_wnd = snd_wnd
-        self.snd_wl1 = seq
-        self.snd_wl2 = ack
-        if snd_wnd > self.max_snd_wnd:
-            self.max_snd_wnd = snd_wnd
-        self.persist_at = None
-        self._persist_backoff = 1
+        if update_window:
+            self.snd_wnd = snd_wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if snd_wnd > self.max_snd_wnd:
+                self.max_snd_wnd = snd_wnd
+            self.persist_at = None
+            self._persist_backoff = 1
         # Seventh: the text, in order with nothing waiting behind it.
         if size:
             self._rcv_buffer.append(memoryview(data)[header_len:])
@@ -1226,6 +1232,10 @@ class Connection:
         buffered = len(self._send_buffer)
         mss = self.snd_mss
         sent_any = False
+        count = 0 if probe else self._burst_count(buffered - seq_sub(self.snd_nxt, buffer_seq))
+        if count:
+            self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), count)
+            sent_any = True
         while True:
             offset = seq_sub(self.snd_nxt, buffer_seq)
             remaining = buffered - offset
@@ -1275,6 +1285,71 @@ class Connection:
         if sent_any:
             # RFC 8985 (7.2): (re)schedule the probe after sending new data.
             self._arm_tlp(now)
+
+    def _burst_count(self, remaining: int) -> int:
+        """How many full-sized segments of the ``remaining`` unsent bytes may go
+        as one burst: 0 unless at least two, and when nothing needs per-segment
+        decisions (pacing, path MTU probes, limited transmit, the FIN)."""
+        if self.pmtud is not None or self.config.pacing or self._limited_transmit():
+            return 0
+        mss = self.snd_mss
+        count = min(remaining, self._usable_window()) // mss
+        if self._fin_queued and count * mss == remaining:
+            count -= 1  # the last segment carries the FIN: the general loop sends it
+        return count if count > 1 else 0
+
+    def _send_burst(self, now: float, out: list[bytes], offset: int, count: int) -> None:
+        """``count`` full-sized segments of new data from buffer ``offset``: what the
+        loop of _send_new_data would send, built in one pass -- one window and one
+        timestamp for all (nothing changes them in between), headers packed from
+        one template, one scoreboard and statistics update."""
+        mss = self.snd_mss
+        window = self._advertise_window()
+        rcv_nxt = self._last_ack_sent = self.rcv_nxt
+        self._ack_now = False
+        self._segs_since_ack = 0
+        self.delayed_ack_at = None
+        ports = (self.local_port, self.remote_port)
+        if self.timestamps_enabled:
+            template = TS_SEGMENT
+            options: tuple[int, ...] = (*_NOP_NOP_TS, self._ts_now(now), self._ts_recent)
+            offset_byte = TS_SEGMENT_OFFSET
+        else:
+            template, options, offset_byte = HEADER, (), PLAIN_OFFSET
+        pack_into = template.pack_into
+        header_len = template.size
+        checksum = self._fill_checksum
+        last_flags = ACK | PSH if len(self._send_buffer) == offset + count * mss else ACK
+        seq = self.snd_nxt
+        append = out.append
+        with self._send_buffer.view() as data:
+            for start in range(offset, offset + count * mss, mss):
+                flags = last_flags if start + mss == offset + count * mss else ACK
+                datagram = bytearray(header_len + mss)
+                pack_into(datagram, 0, *ports, seq, rcv_nxt, offset_byte, flags, window, 0, 0,
+                          *options)
+                datagram[header_len:] = data[start : start + mss]
+                if checksum:
+                    CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
+                append(bytes(datagram))
+                seq = (seq + mss) & SEQ_MASK
+        sent = count * mss
+        self._scoreboard.on_sent_many(self._buffer_offset + offset, mss, count, now)
+        stats = self.stats
+        stats.bytes_sent += sent
+        stats.segments_sent += count
+        self.cc.on_sent(sent, now)
+        if self._rtt_seq is None and not self.timestamps_enabled:
+            self._rtt_seq = self.snd_nxt
+            self._rtt_sent_at = now
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.rto  # RFC 6298 (5.1)
+        if self.give_up_at is None:
+            self.give_up_at = now + self.config.user_timeout
+        self.persist_at = None
+        self._persist_backoff = 1
+        self._probe_now = False
+        self.snd_nxt = self.snd_max = seq
 
     def _send_lost(self, now: float, out: list[bytes]) -> None:
         """RFC 6675 (4, NextSeg rule 1): resend segments presumed lost, oldest

@@ -47,8 +47,8 @@ OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERMITTED, OPT_SACK, OPT_TIMESTA
 
 # RFC 9293 3.1: ports, seq, ack, data offset+reserved, flags, window, checksum, urgent.
 _HEADER = struct.Struct("!HHIIBBHHH")
-_CHECKSUM_OFFSET = 16
-_U16 = struct.Struct("!H")
+_CHECKSUM_OFFSET = CHECKSUM_OFFSET = 16
+_U16 = CHECKSUM_FIELD = struct.Struct("!H")
 _U32_PAIR = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")              # kind 2, len 4, mss
 _TS_AFTER_2 = struct.Struct("!BBBBII")    # 2 bytes (SACKOK or NOP NOP), then kind 8, len 10

@@ -1,0 +1,174 @@
+"""Header prediction and the burst sender against the general paths (RFC 9293 3.10.7.4).
+
+``Connection._receive_predicted`` handles the next in-order segment and
+``_send_burst`` sends runs of full-sized segments; both must do exactly what the
+general paths do.  Each seeded script drives two engines in the same state -- one
+of them with the fast paths switched off -- through the same application calls,
+peer segments (in order, duplicated, ahead of a gap, acknowledging some of our
+data, changing the window, pushed or not) and timers, and requires the same
+datagrams, events and state after every step.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from engine_helpers import PEER_ISN, established
+
+from rudp.core.connection import Connection
+from rudp.core.segment import ACK, PSH, Segment, decode, encode
+from rudp.core.seq import seq_add, seq_sub
+
+SCRIPTS = 300
+STEPS = 80
+
+
+class GeneralPathsOnly(Connection):
+    __slots__ = ()
+
+    def _receive_predicted(self, data: bytes | bytearray | memoryview, now: float) -> bool:
+        return False
+
+    def _burst_count(self, remaining: int) -> int:
+        return 0
+
+
+def _state(conn: Connection) -> dict[str, Any]:
+    names = (
+        "state", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "rcv_nxt",
+        "max_snd_wnd", "rto_at", "delayed_ack_at", "persist_at", "tlp_at", "rack_at",
+        "give_up_at", "_ts_recent", "_rcv_adv_edge", "_segs_since_ack", "_ack_now",
+    )
+    snapshot = {name: getattr(conn, name) for name in names}
+    snapshot["cwnd"] = conn.cc.cwnd
+    snapshot["srtt"] = conn.rtt.srtt
+    snapshot["stats"] = conn.stats.as_dict()
+    return snapshot
+
+
+class Peer:
+    """Builds the peer's segments from what it has seen of ours."""
+
+    def __init__(self, rng: random.Random, timestamps: bool, conn: Connection) -> None:
+        self.rng = rng
+        self.seq = seq_add(PEER_ISN, 1)
+        self.window = 65535
+        self.timestamps = timestamps
+        self.ts_val = 100
+        self.ts_ecr = 0
+        self.conn = conn
+
+    def saw(self, datagrams: list[bytes]) -> None:
+        for data in datagrams:
+            seg = decode(data, verify_checksum=False)
+            if seg.ts_val is not None:
+                self.ts_ecr = seg.ts_val
+
+    def segment(self) -> bytes:
+        rng, conn = self.rng, self.conn
+        size = rng.choice([0, 1, 100, conn.snd_mss, conn.snd_mss, conn.snd_mss])
+        seq = self.seq
+        roll = rng.random()
+        if roll < 0.08:
+            seq = seq_add(seq, -rng.randint(1, 3000))  # an old duplicate or overlap
+        elif roll < 0.14:
+            seq = seq_add(seq, rng.randint(1, 3000))  # ahead of a gap
+        else:
+            self.seq = seq_add(seq, size)
+        in_flight = seq_sub(conn.snd_max, conn.snd_una)
+        ack = seq_add(conn.snd_una, rng.randint(0, in_flight) if rng.random() < 0.6 else 0)
+        if rng.random() < 0.1:
+            self.window = rng.choice([0, 2000, 30000, 65535])
+        if rng.random() < 0.7:
+            self.ts_val += rng.randint(0, 3)
+        flags = ACK | (PSH if size and rng.random() < 0.5 else 0)
+        seg = Segment(
+            seq=seq, ack=ack, flags=flags, window=self.window, payload=bytes(size),
+            ts_val=self.ts_val if self.timestamps else None,
+            ts_ecr=self.ts_ecr if self.timestamps else None,
+        )
+        return encode(seg)
+
+
+def _play(seed: int) -> None:
+    rng = random.Random(seed)
+    options = {
+        "peer_ts": rng.random() < 0.6,
+        "receive_buffer": rng.choice([8000, 65535, 256 * 1024]),
+        "peer_mss": rng.choice([536, 1460]),
+    }
+    fast = established(**options)
+    slow = established(**options)
+    slow.__class__ = GeneralPathsOnly
+    if rng.random() < 0.5:
+        _trust_udp_checksum(fast, slow)
+    peer = Peer(rng, options["peer_ts"], fast)
+    now = 1.0
+    for step in range(STEPS):
+        now += rng.choice([0.0, 0.0, 0.001, 0.05])
+        action = rng.random()
+        if fast.is_closed:
+            break  # (the scripted peer can make it give up)
+        if action < 0.25:
+            data = bytes(rng.choice([1, 500, 1448 * 3, 1448 * 4, 20000]))
+            fast.send(data)
+            slow.send(data)
+        elif action < 0.8:
+            datagram = peer.segment()
+            fast.receive_datagram(datagram, now)
+            slow.receive_datagram(datagram, now)
+        elif action < 0.9:
+            deadline = fast.next_timer()
+            assert deadline == slow.next_timer()
+            if deadline is not None:
+                now = max(now, deadline)
+                fast.handle_timer(now)
+                slow.handle_timer(now)
+        elif action < 0.95:
+            for conn in (fast, slow):
+                conn.pause_reading() if conn._reading else conn.resume_reading()
+        where = f"seed {seed} step {step}"
+        out = fast.datagrams_to_send(now)
+        assert out == slow.datagrams_to_send(now), where
+        peer.saw(out)
+        if rng.random() < 0.7:
+            assert _drain(fast) == _drain(slow), where
+        assert _state(fast) == _state(slow), where
+
+
+def _trust_udp_checksum(*conns: Connection) -> None:
+    """As Config(checksum="udp"), from ESTABLISHED on (the helpers check checksums)."""
+    for conn in conns:
+        conn._fill_checksum = conn._verify_checksum = False
+
+
+def _drain(conn: Connection) -> list[object]:
+    events = []
+    while (event := conn.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("chunk", range(0, SCRIPTS, 50))
+def test_fast_paths_do_what_the_general_paths_do_rfc9293_3_10_7_4(chunk: int) -> None:
+    for seed in range(chunk, chunk + 50):
+        _play(seed)
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+@pytest.mark.parametrize("checksum", ["full", "udp"])
+def test_burst_ending_the_buffer_pushes_its_last_segment(timestamps: bool, checksum: str) -> None:
+    """RFC 9293 3.9.1 (PSH): the segment that empties the send buffer is pushed."""
+    fast = established(peer_ts=timestamps)
+    slow = established(peer_ts=timestamps)
+    slow.__class__ = GeneralPathsOnly
+    if checksum == "udp":
+        _trust_udp_checksum(fast, slow)
+    for conn in (fast, slow):
+        conn.send(bytes(range(256)) * (4 * conn.snd_mss // 256) + bytes(4 * conn.snd_mss % 256))
+    out = fast.datagrams_to_send(2.0)
+    assert out == slow.datagrams_to_send(2.0)
+    flags = [decode(data, verify_checksum=checksum == "full").flags for data in out]
+    assert flags == [ACK] * (len(out) - 1) + [ACK | PSH] and len(out) == 4
