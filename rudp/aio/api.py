@@ -28,7 +28,7 @@ from ssl import SSLContext, SSLSocket
 from typing import Any, TypeVar
 
 from ..core.config import Config
-from . import tls
+from . import tls, udpio
 from .endpoint import CLIENT_SOCKET_BUFFER, SERVER_SOCKET_BUFFER, Endpoint, udp_socket
 from .server import Server
 from .transport import RudpTransport
@@ -188,11 +188,12 @@ async def create_server(
     server = Server(loop)
     try:
         while sockets:
-            _, endpoint = await loop.create_datagram_endpoint(
+            _, endpoint = await udpio.create_datagram_endpoint(
+                loop,
                 lambda: Endpoint(
                     loop, config, backlog=backlog, server=server, protocol_factory=protocol_factory
                 ),
-                sock=sockets[0],
+                sockets[0],
             )
             sockets.pop(0)
             server._add_endpoint(endpoint)
@@ -319,7 +320,9 @@ async def _handshake(
 ) -> RudpTransport:
     """An active open on ``sock`` (connected to the peer), which it owns."""
     try:
-        _, endpoint = await loop.create_datagram_endpoint(lambda: Endpoint(loop, config), sock=sock)
+        _, endpoint = await udpio.create_datagram_endpoint(
+            loop, lambda: Endpoint(loop, config), sock
+        )
     except BaseException:
         sock.close()
         raise

@@ -52,6 +52,7 @@ from ..core.state import State
 from ..observe import pcap
 from ..observe.log import QUIET, connection_logger, get_logger
 from ..observe.stats import EndpointStats
+from . import udpio
 from .transport import ProtocolFactory, RudpTransport
 
 if TYPE_CHECKING:
@@ -66,6 +67,9 @@ TIME_WAIT_LINGER = 2.0
 # or the kernel drops datagrams before the engine sees them.
 SERVER_SOCKET_BUFFER = 4 * 1024 * 1024
 CLIENT_SOCKET_BUFFER = 1024 * 1024
+# Received bytes after which a batch is answered (data delivered, ACKs sent) before
+# the rest is read: about one GRO buffer, so that ACKs keep the sender's clock.
+FLUSH_BYTES = 64 * 1024
 # Rebuild the timer heap when stale entries outnumber live ones by this much.
 _HEAP_SLACK = 64
 
@@ -106,6 +110,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._dirty: dict[RudpTransport, None] = {}
+        self._unflushed = 0  # bytes received since the last flush
         self._flush_handle: asyncio.Handle | None = None
         self._send_paused = False
         self._owner_done = False
@@ -232,11 +237,18 @@ class Endpoint(asyncio.DatagramProtocol):
             conn = transport._conn
             try:
                 conn.receive_datagram(data, now)
-                transport._drain_events()
             except Exception as exc:
                 self._engine_failed(transport, exc)
             if not conn.superseded:
+                # Events and replies wait for the end of the socket's batch
+                # (datagrams_done) or this loop pass: one delivery and one ACK
+                # answer many segments -- but not more than FLUSH_BYTES, or the
+                # sender would wait for ACKs the batch holds back.
                 self.mark_dirty(transport)
+                self._unflushed += len(data)
+                if self._unflushed >= FLUSH_BYTES:
+                    self._unflushed = 0
+                    self._flush_now()
                 return
             # A new SYN ended the old incarnation in TIME-WAIT: the listener
             # takes the same datagram.
@@ -258,6 +270,28 @@ class Endpoint(asyncio.DatagramProtocol):
             self._send(reset, key)
         elif not _is_segment(data, self._verify_checksum):
             counts.dropped_malformed += 1  # else an RST, which is never answered
+
+    def datagrams_done(self) -> None:
+        """The socket's batch is read (``udpio``): deliver it now, and transmit
+        after the applications it wakes have had their turn in the next loop
+        pass, so that a reply carries the ACK (one datagram, no timer)."""
+        self._unflushed = 0
+        if not self._dirty:
+            return
+        for transport in list(self._dirty):  # (a protocol's write may add one)
+            if not transport._dropped:
+                try:
+                    transport._drain_events()
+                except Exception as exc:
+                    self._engine_failed(transport, exc)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush_now(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable on a connected socket: kernel TCP fails a connection
@@ -318,9 +352,9 @@ class Endpoint(asyncio.DatagramProtocol):
         conn = transport._conn
         transport._drain_events()
         if not self._send_paused:
-            addr = None if self._connected else transport._peername
-            for datagram in conn.datagrams_to_send(now):
-                self._send(datagram, addr)
+            datagrams = conn.datagrams_to_send(now)
+            if datagrams:
+                self._send_all(datagrams, None if self._connected else transport._peername)
         if conn.is_closed:
             transport._drain_events()
             self._drop(transport)
@@ -328,6 +362,24 @@ class Endpoint(asyncio.DatagramProtocol):
             self._schedule(transport)
             if self._owner_done and transport._app_done:
                 self._maybe_finish()
+
+    def _send_all(self, datagrams: list[bytes], addr: Hashable) -> None:
+        """One connection's datagrams, in order, batched where the socket can."""
+        udp = self._udp
+        if udp is None:
+            return
+        if len(datagrams) == 1 or not isinstance(udp, udpio.UdpTransport):
+            for datagram in datagrams:
+                self._send(datagram, addr)
+            return
+        udp.send_batch(datagrams, addr)
+        counts = self._counts
+        counts.datagrams_sent += len(datagrams)
+        counts.bytes_sent += sum(map(len, datagrams))
+        if self._pcap is not None:
+            peer = self._peername if addr is None else addr
+            for datagram in datagrams:
+                self._pcap.sent(datagram, self.sockname, peer)
 
     def _send(self, datagram: bytes, addr: Hashable) -> None:
         if self._udp is not None:

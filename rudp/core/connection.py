@@ -1230,6 +1230,8 @@ class Connection:
         loss probe (RFC 8985 7.3) may send one segment beyond the windows."""
         buffer_seq = self._buffer_seq()
         buffered = len(self._send_buffer)
+        if buffered <= seq_sub(self.snd_nxt, buffer_seq) and not self._fin_queued:
+            return  # nothing new to send (most calls, on a connection that echoes)
         mss = self.snd_mss
         sent_any = False
         count = 0 if probe else self._burst_count(buffered - seq_sub(self.snd_nxt, buffer_seq))
