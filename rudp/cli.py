@@ -195,6 +195,7 @@ async def _echo_client(args: argparse.Namespace) -> int:
         finally:
             writer.close()
         await writer.wait_closed()
+        await transfer.finish(writer)
     print(data.decode(errors="replace"), flush=True)
     return EXIT_OK
 

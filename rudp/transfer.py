@@ -32,6 +32,8 @@ import rudp
 
 PROTOCOL_VERSION = 1
 CHUNK_SIZE = 64 * 1024
+# How long a sender about to exit waits for the FIN exchange to complete.
+FINISH_TIMEOUT = 1.0
 MAX_LINE = 4096  # header and verdict lines; a longer one is not ours
 
 __all__ = ["Progress", "Receiver", "TransferError", "TransferReport", "format_size", "send_file"]
@@ -219,12 +221,25 @@ async def send_file(
                 await writer.wait_closed()
         except (OSError, TimeoutError):
             writer.transport.abort()
+        await finish(writer)
         raise
     finally:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+    await finish(writer)
     return TransferReport(path.name, size, sha256, seconds, peer)
+
+
+async def finish(writer: asyncio.StreamWriter) -> None:
+    """Before the process exits, let the FIN exchange complete, which a kernel
+    socket would finish after the exit but a rudp connection cannot: else a peer
+    whose FIN comes after ours stays in LAST-ACK, unanswered (bounded wait)."""
+    wait = getattr(writer, "wait_finished", None)
+    if wait is not None:
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(FINISH_TIMEOUT):
+                await wait()
 
 
 def _safe_name(name: object) -> str | None:

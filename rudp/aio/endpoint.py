@@ -355,6 +355,8 @@ class Endpoint(asyncio.DatagramProtocol):
             datagrams = conn.datagrams_to_send(now)
             if datagrams:
                 self._send_all(datagrams, None if self._connected else transport._peername)
+        if transport._finish_waiters is not None:
+            transport._check_finished()
         if conn.is_closed:
             transport._drain_events()
             self._drop(transport)
@@ -474,6 +476,7 @@ class Endpoint(asyncio.DatagramProtocol):
             transport._force_lost(ConnectionAbortedError("connection closed"))
         transport._dropped = True
         transport._timer_at = None
+        transport._check_finished()
         key = None if self._connected else transport._peername
         if self._links.get(key) is transport:
             del self._links[key]
@@ -492,6 +495,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._retire(transport._conn)
             transport._dropped = True
             transport._timer_at = None
+            transport._check_finished()
         self._links.clear()
         self._heap.clear()
         self._dirty.clear()

@@ -27,7 +27,16 @@ __all__ = ["StreamWriter", "open_connection", "start_server"]
 
 
 class StreamWriter(asyncio.StreamWriter):
-    """asyncio's StreamWriter, with a ``start_tls`` that works on every loop."""
+    """asyncio's StreamWriter, with a ``start_tls`` that works on every loop, and
+    ``wait_finished`` for a program about to exit."""
+
+    async def wait_finished(self) -> None:
+        """After ``close()`` and ``wait_closed()``: until the FIN exchange is
+        complete, which a kernel socket finishes after its process has exited
+        but a rudp connection cannot (see ``RudpTransport.wait_finished``)."""
+        wait = getattr(self.transport, "wait_finished", None)
+        if wait is not None:
+            await wait()
 
     async def start_tls(
         self,

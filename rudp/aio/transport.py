@@ -28,6 +28,7 @@ from ..core.events import (
     Event,
     WritableAgain,
 )
+from ..core.state import State
 
 if TYPE_CHECKING:
     import structlog
@@ -58,7 +59,7 @@ class RudpTransport(asyncio.Transport):
     # connection, thousands per server.
     __slots__ = (
         "_attached", "_buffered", "_closing", "_conn", "_dropped", "_endpoint",
-        "_eof_written", "_held", "_high_water", "_log", "_loop", "_lost_writes",
+        "_eof_written", "_finish_waiters", "_held", "_high_water", "_log", "_loop", "_lost_writes",
         "_low_water", "_peername", "_phase", "_protocol", "_protocol_factory",
         "_reading_paused", "_server", "_socket_buffer", "_timer_at", "_waiter",
         "_writing_paused",
@@ -98,6 +99,8 @@ class RudpTransport(asyncio.Transport):
         self._reading_paused = False
         # Events the engine queued before pause_reading(), kept in order until resumed.
         self._held: list[Event] = []  # short; a list is far smaller than a deque
+        # Futures of wait_finished(), created only when someone waits.
+        self._finish_waiters: list[asyncio.Future[None]] | None = None
         self._writing_paused = False
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
@@ -162,6 +165,37 @@ class RudpTransport(asyncio.Transport):
             self._engine_call(self._conn.abort)
         else:
             self._engine_call(self._conn.close)
+
+    async def wait_finished(self) -> None:
+        """Wait until the connection needs nothing more from this process.
+
+        After ``close()`` a kernel socket finishes the FIN exchange by itself,
+        even once its process has exited; a rudp connection lives in the process.
+        Returns once both FINs are exchanged and acknowledged (TIME-WAIT, whose
+        late duplicates the endpoint still answers while the loop runs) or the
+        connection is over; a program about to exit awaits it after
+        ``wait_closed()``, with a timeout of its choosing (the peer may keep its
+        side open)."""
+        if self._finished:
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        if self._finish_waiters is None:
+            self._finish_waiters = []
+        self._finish_waiters.append(waiter)
+        await waiter
+
+    @property
+    def _finished(self) -> bool:
+        return self._dropped or self._conn.state in (State.TIME_WAIT, State.CLOSED)
+
+    def _check_finished(self) -> None:
+        """Called by the endpoint as the connection moves on."""
+        waiters = self._finish_waiters
+        if waiters is not None and self._finished:
+            self._finish_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def abort(self) -> None:
         """RST now, drop both buffers; ``connection_lost(None)`` soon."""

@@ -1234,9 +1234,9 @@ class Connection:
             return  # nothing new to send (most calls, on a connection that echoes)
         mss = self.snd_mss
         sent_any = False
-        count = 0 if probe else self._burst_count(buffered - seq_sub(self.snd_nxt, buffer_seq))
-        if count:
-            self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), count)
+        burst = 0 if probe else self._burst_size(buffered - seq_sub(self.snd_nxt, buffer_seq))
+        if burst:
+            self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), burst)
             sent_any = True
         while True:
             offset = seq_sub(self.snd_nxt, buffer_seq)
@@ -1288,23 +1288,30 @@ class Connection:
             # RFC 8985 (7.2): (re)schedule the probe after sending new data.
             self._arm_tlp(now)
 
-    def _burst_count(self, remaining: int) -> int:
-        """How many full-sized segments of the ``remaining`` unsent bytes may go
-        as one burst: 0 unless at least two, and when nothing needs per-segment
-        decisions (pacing, path MTU probes, limited transmit, the FIN)."""
+    def _burst_size(self, remaining: int) -> int:
+        """How many of the ``remaining`` unsent bytes go as one burst: full-sized
+        segments, and a last shorter one when it empties the buffer.  0 when some
+        segment needs the general loop's decisions (pacing, path MTU probes,
+        limited transmit, a FIN, silly-window or Nagle holding a short one back)."""
         if self.pmtud is not None or self.config.pacing or self._limited_transmit():
             return 0
         mss = self.snd_mss
-        count = min(remaining, self._usable_window()) // mss
-        if self._fin_queued and count * mss == remaining:
-            count -= 1  # the last segment carries the FIN: the general loop sends it
-        return count if count > 1 else 0
+        size = min(remaining, self._usable_window())
+        if size < remaining:
+            size -= size % mss  # a short segment here: the loop's SWS avoidance decides
+        elif size % mss and self.config.nagle and (size > mss or self.snd_nxt != self.snd_una):
+            size -= size % mss  # RFC 896: the loop holds the short segment back
+        if self._fin_queued and size == remaining:
+            # The last segment carries the FIN: the general loop sends it.
+            size -= size % mss or mss
+        return max(size, 0)
 
-    def _send_burst(self, now: float, out: list[bytes], offset: int, count: int) -> None:
-        """``count`` full-sized segments of new data from buffer ``offset``: what the
-        loop of _send_new_data would send, built in one pass -- one window and one
-        timestamp for all (nothing changes them in between), headers packed from
-        one template, one scoreboard and statistics update."""
+    def _send_burst(self, now: float, out: list[bytes], offset: int, size: int) -> None:
+        """``size`` bytes of new data from buffer ``offset``, in full-sized segments
+        and a shorter last one: what the loop of _send_new_data would send, built
+        in one pass -- one window and one timestamp for all (nothing changes them
+        in between), headers packed from one template, one scoreboard and
+        statistics update."""
         mss = self.snd_mss
         window = self._advertise_window()
         rcv_nxt = self._last_ack_sent = self.rcv_nxt
@@ -1321,26 +1328,29 @@ class Connection:
         pack_into = template.pack_into
         header_len = template.size
         checksum = self._fill_checksum
-        last_flags = ACK | PSH if len(self._send_buffer) == offset + count * mss else ACK
+        end = offset + size
+        last_flags = ACK | PSH if len(self._send_buffer) == end else ACK
         seq = self.snd_nxt
         append = out.append
         with self._send_buffer.view() as data:
-            for start in range(offset, offset + count * mss, mss):
-                flags = last_flags if start + mss == offset + count * mss else ACK
-                datagram = bytearray(header_len + mss)
+            for start in range(offset, end, mss):
+                stop = min(start + mss, end)
+                flags = last_flags if stop == end else ACK
+                datagram = bytearray(header_len + stop - start)
                 pack_into(datagram, 0, *ports, seq, rcv_nxt, offset_byte, flags, window, 0, 0,
                           *options)
-                datagram[header_len:] = data[start : start + mss]
+                datagram[header_len:] = data[start:stop]
                 if checksum:
                     CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
                 append(bytes(datagram))
-                seq = (seq + mss) & SEQ_MASK
-        sent = count * mss
-        self._scoreboard.on_sent_many(self._buffer_offset + offset, mss, count, now)
+                seq = (seq + stop - start) & SEQ_MASK
+        count = -(-size // mss)
+        start = self._buffer_offset + offset
+        self._scoreboard.on_sent_many(start, start + size, mss, now)
         stats = self.stats
-        stats.bytes_sent += sent
+        stats.bytes_sent += size
         stats.segments_sent += count
-        self.cc.on_sent(sent, now)
+        self.cc.on_sent(size, now)
         if self._rtt_seq is None and not self.timestamps_enabled:
             self._rtt_seq = self.snd_nxt
             self._rtt_sent_at = now

@@ -117,12 +117,13 @@ class Scoreboard:
         self._starts.append(start)
         self.sent_end = end
 
-    def on_sent_many(self, start: int, size: int, count: int, now: float) -> None:
-        """``count`` segments of ``size`` bytes left together from ``start``."""
-        ends = range(start + size, start + (count + 1) * size, size)
-        self._segs += [SentSegment(end - size, end, now) for end in ends]
-        self._starts += range(start, start + count * size, size)
-        self.sent_end = start + count * size
+    def on_sent_many(self, start: int, end: int, size: int, now: float) -> None:
+        """New data [start, end) left together, in segments of ``size`` bytes (the
+        last may be shorter); ``start`` is always ``sent_end``."""
+        starts = range(start, end, size)
+        self._segs += [SentSegment(s, min(s + size, end), now) for s in starts]
+        self._starts += starts
+        self.sent_end = end
 
     def on_retransmitted(self, seg: SentSegment, now: float) -> None:
         if seg.lost:

@@ -297,3 +297,55 @@ async def test_client_protocol_factory_error_propagates() -> None:
             await rudp.create_connection(factory, HOST, port)
         server.close()
         await server.wait_closed()
+
+
+async def test_rfc9293_3_6_wait_finished_waits_for_the_peers_fin(rudp_stack: Stack) -> None:
+    """After close(), a process about to exit waits until the FIN exchange is over:
+    while the peer keeps its side open (FIN-WAIT-2) wait_finished() waits; once the
+    peer's FIN is acknowledged (TIME-WAIT) it returns."""
+    async with asyncio.timeout(TIMEOUT):
+        server, client, accepted = await accept_one(rudp_stack, eof_keeps_open=True)
+        transport = client.transport
+        assert isinstance(transport, RudpTransport)
+        transport.close()
+        await client.lost
+        await _until(lambda: str(transport._conn.state) == "FIN-WAIT-2")
+        waiting = asyncio.ensure_future(transport.wait_finished())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        accepted.transport.close()
+        await waiting
+        assert str(transport._conn.state) == "TIME-WAIT"
+        await transport.wait_finished()  # and at once when already finished
+        server.close()
+        await server.wait_closed()
+
+
+async def test_wait_finished_after_abort_returns_at_once(rudp_stack: Stack) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        server, client, _ = await accept_one(rudp_stack)
+        transport = client.transport
+        assert isinstance(transport, RudpTransport)
+        transport.abort()
+        await client.lost
+        await transport.wait_finished()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_stream_writer_wait_finished() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    async with asyncio.timeout(TIMEOUT):
+        server = await rudp.start_server(handler, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await rudp.open_connection(HOST, port)
+        assert isinstance(writer, rudp.StreamWriter)
+        writer.close()
+        await writer.wait_closed()
+        await writer.wait_finished()
+        assert str(writer.transport._conn.state) in ("TIME-WAIT", "CLOSED")  # type: ignore[attr-defined]
+        server.close()
+        await server.wait_closed()

@@ -31,7 +31,7 @@ class GeneralPathsOnly(Connection):
     def _receive_predicted(self, data: bytes | bytearray | memoryview, now: float) -> bool:
         return False
 
-    def _burst_count(self, remaining: int) -> int:
+    def _burst_size(self, remaining: int) -> int:
         return 0
 
 
@@ -98,6 +98,7 @@ def _play(seed: int) -> None:
         "peer_ts": rng.random() < 0.6,
         "receive_buffer": rng.choice([8000, 65535, 256 * 1024]),
         "peer_mss": rng.choice([536, 1460]),
+        "nagle": rng.random() < 0.3,
     }
     fast = established(**options)
     slow = established(**options)
@@ -112,7 +113,7 @@ def _play(seed: int) -> None:
         if fast.is_closed:
             break  # (the scripted peer can make it give up)
         if action < 0.25:
-            data = bytes(rng.choice([1, 500, 1448 * 3, 1448 * 4, 20000]))
+            data = bytes(rng.choice([1, 64, 500, 1448 * 3, 1448 * 4, 20000]))
             fast.send(data)
             slow.send(data)
         elif action < 0.8:

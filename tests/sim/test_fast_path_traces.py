@@ -20,7 +20,7 @@ SEEDS = range(0, 400, 2)
 @pytest.fixture
 def general_paths_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Connection, "_receive_predicted", lambda self, data, now: False)
-    monkeypatch.setattr(Connection, "_burst_count", lambda self, remaining: 0)
+    monkeypatch.setattr(Connection, "_burst_size", lambda self, remaining: 0)
 
 
 def _traces() -> dict[int, list[object]]:
