@@ -669,8 +669,12 @@ class Connection:
             self._ack_now = True
 
     # --------------------------------------------------------------- output
-    def datagrams_to_send(self, now: float) -> list[bytes]:
-        """Everything the engine wants on the wire now, in order."""
+    def datagrams_to_send(self, now: float, limit: int | None = None) -> list[bytes]:
+        """Everything the engine wants on the wire now, in order.
+
+        With ``limit``, new data stops after about ``limit`` segments: an owner
+        that calls again while a call returns ``limit`` datagrams or more can put
+        each batch on the wire while the engine builds the next one."""
         out: list[bytes] = []
         if self._resets:
             out += self._resets
@@ -690,7 +694,7 @@ class Connection:
             if probe is not None and probe.end > self._scoreboard.acked and not probe.sacked:
                 # (An ACK that arrived since the probe was decided may cover it.)
                 self._resend(probe, now, out)
-            self._send_new_data(now, out, probe=self._tlp_new_data)
+            self._send_new_data(now, out, probe=self._tlp_new_data, limit=limit)
             self._tlp_new_data = False
             if self._probe_now:
                 # The persist timer fired and no data could go: probe the window.
@@ -1225,9 +1229,12 @@ class Connection:
         if self.rto_at is None:
             self.rto_at = now + self.rtt.rto
 
-    def _send_new_data(self, now: float, out: list[bytes], *, probe: bool = False) -> None:
-        """Send unsent data (and the FIN) as the windows allow.  ``probe``: a tail
-        loss probe (RFC 8985 7.3) may send one segment beyond the windows."""
+    def _send_new_data(
+        self, now: float, out: list[bytes], *, probe: bool = False, limit: int | None = None
+    ) -> None:
+        """Send unsent data (and the FIN) as the windows allow, up to about
+        ``limit`` segments.  ``probe``: a tail loss probe (RFC 8985 7.3) may send
+        one segment beyond the windows."""
         buffer_seq = self._buffer_seq()
         buffered = len(self._send_buffer)
         if buffered <= seq_sub(self.snd_nxt, buffer_seq) and not self._fin_queued:
@@ -1236,6 +1243,11 @@ class Connection:
         sent_any = False
         burst = 0 if probe else self._burst_size(buffered - seq_sub(self.snd_nxt, buffer_seq))
         if burst:
+            if limit is not None and burst > limit * mss:
+                # The owner takes this batch and asks again for the rest.
+                self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), limit * mss)
+                self._arm_tlp(now)
+                return
             self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), burst)
             sent_any = True
         while True:

@@ -107,15 +107,15 @@ def test_rfc9438_constants_and_default_algorithm() -> None:
 
 def test_rfc9438_4_10_slow_start_identical_to_newreno() -> None:
     """RFC 9438 4.10: below ssthresh CUBIC uses standard slow start: the same
-    RFC 3465 byte counting (L = 2) as NewReno, ACK for ACK."""
+    byte counting as NewReno (every byte acked, up to ssthresh), ACK for ACK."""
     cc, reno = cubic(), NewReno(MSS, 10)
-    cc.ssthresh = reno.ssthresh = 30 * MSS
+    cc.ssthresh = reno.ssthresh = 40 * MSS
     acks = (1000, 3000, 500, 2000, 10_000, 1000, 1000, 4000, 2000, 2000, 1000)
     for i, acked in enumerate(acks):
         cc.on_ack(acked, i / 100, 0.1)
         reno.on_ack(acked, i / 100, 0.1)
         assert cc.cwnd == reno.cwnd
-    assert cc.cwnd == 10_000 + sum(min(a, 2 * MSS) for a in acks) == 26_500
+    assert cc.cwnd == 10_000 + sum(acks) == 37_500
 
 
 # ======================================================== multiplicative decrease

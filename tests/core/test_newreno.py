@@ -29,7 +29,7 @@ from rudp.core import congestion
 from rudp.core.congestion.base import CongestionControl
 from rudp.core.congestion.newreno import NewReno
 from rudp.core.connection import Connection
-from rudp.core.segment import ACK, Segment
+from rudp.core.segment import ACK, PSH, Segment
 from rudp.core.seq import seq_add
 
 SND = ISN + 1
@@ -65,14 +65,19 @@ def test_rfc5681_3_1_initial_ssthresh_is_arbitrarily_high() -> None:
     assert cc.in_slow_start
 
 
-def test_rfc5681_3_1_slow_start_adds_min_acked_2mss_rfc3465() -> None:
-    """RFC 5681 (2) with RFC 3465 2.2 (L = 2): cwnd += min(bytes acked, 2*SMSS)."""
+def test_rfc5681_3_1_slow_start_adds_bytes_acked_up_to_ssthresh_rfc3465() -> None:
+    """RFC 5681 (2) with RFC 3465 byte counting, as Linux's tcp_slow_start: cwnd
+    grows by every byte acknowledged, a stretch ACK included (no L = 2 cap: rudp
+    acknowledges a batch at a time), never past ssthresh."""
     cc = newreno(1000)
     trace = []
     for acked in (1000, 1000, 3000, 500, 10000):
         cc.on_ack(acked, 0.0, None)
         trace.append(cc.cwnd)
-    assert trace == [11000, 12000, 14000, 14500, 16500]
+    assert trace == [11000, 12000, 15000, 15500, 25500]
+    cc.ssthresh = 30000
+    cc.on_ack(10000, 0.0, None)
+    assert cc.cwnd == 30000
 
 
 def test_rfc5681_3_1_congestion_avoidance_one_mss_per_cwnd_acked_rfc3465() -> None:
@@ -125,24 +130,14 @@ def test_rfc6582_3_2_partial_ack_deflates_by_acked_adds_one_mss() -> None:
     assert cc.cwnd == 13000 - 4000 + 1000
 
 
-@pytest.mark.parametrize(
-    ("in_flight", "cwnd"),
-    [
-        (5000, 6000),  # max(FlightSize, SMSS) + SMSS
-        (20000, 10000),  # capped at ssthresh
-        (500, 2000),  # FlightSize below SMSS counts as SMSS
-        (0, 2000),
-    ],
-)
-def test_rfc6582_3_2_full_ack_deflates_to_min_ssthresh_flight_plus_mss(
-    in_flight: int, cwnd: int
-) -> None:
-    """RFC 6582 3.2 step 3 (full), option 1: cwnd = min(ssthresh,
-    max(FlightSize, SMSS) + SMSS), ssthresh being the one set on entry (10000)."""
+@pytest.mark.parametrize("in_flight", [5000, 20000, 500, 0])
+def test_rfc6582_3_2_full_ack_deflates_to_ssthresh(in_flight: int) -> None:
+    """RFC 6582 3.2 step 3 (full), option 2, as Linux: cwnd = ssthresh, the one
+    set on entry (10000), whatever is still in flight."""
     cc = newreno(1000)
     cc.on_loss(0.0, 20000)
     cc.on_recovery_end(in_flight)
-    assert cc.cwnd == cwnd
+    assert cc.cwnd == 10000
 
 
 @pytest.mark.parametrize(("in_flight", "ssthresh"), [(20000, 10000), (3000, 2000)])
@@ -179,7 +174,7 @@ class Reference:
 
     def ack(self, acked: int) -> None:
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, 2 * self.mss)
+            self.cwnd = min(self.cwnd + acked, self.ssthresh)
         else:
             self.bytes_acked += acked
             if self.bytes_acked >= self.cwnd:
@@ -198,7 +193,7 @@ class Reference:
         self.cwnd = self.cwnd - acked + self.mss
 
     def full(self, flight: int) -> None:
-        self.cwnd = min(self.ssthresh, max(flight, self.mss) + self.mss)
+        self.cwnd = self.ssthresh
 
     def timeout(self, flight: int) -> None:
         self.ssthresh = max(flight // 2, 2 * self.mss)
@@ -264,13 +259,13 @@ def flight_of_ten() -> Connection:
 
 
 def test_established_slow_start_per_ack_rfc5681_3_1_rfc3465() -> None:
-    """RFC 5681 (2) / RFC 3465 L=2: one segment acked: +1 MSS; a stretch ACK of
-    four segments: +2 MSS only."""
+    """RFC 5681 (2) / RFC 3465 byte counting: one segment acked: +1 MSS; a
+    stretch ACK of four segments: +4 MSS (as Linux; see CongestionControl.slow_start)."""
     conn = flight_of_ten()
     feed(conn, seg(RCV, SND + M), 1.2)
     assert conn.cc.cwnd == 10 * M + M
     feed(conn, seg(RCV, SND + 5 * M), 1.3)
-    assert conn.cc.cwnd == 11 * M + 2 * M
+    assert conn.cc.cwnd == 11 * M + 4 * M
 
 
 def test_established_three_dupacks_fast_retransmit_rfc5681_3_2() -> None:
@@ -377,8 +372,8 @@ def test_established_partial_ack_retransmits_next_hole_rfc6582_3_2() -> None:
 
 def test_established_full_ack_deflates_cwnd_rfc6582_3_2() -> None:
     """RFC 6582 3.2 step 3 (full ACK, through "recover" = the highest sequence sent
-    when recovery began): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS)
-    with the one new segment sent during recovery still in flight."""
+    when recovery began), option 2: cwnd = ssthresh, with the one new segment
+    sent during recovery still in flight."""
     conn = flight_of_ten()
     for at in (1.2, 1.21, 1.22):
         dupack(conn, at)
@@ -386,20 +381,25 @@ def test_established_full_ack_deflates_cwnd_rfc6582_3_2() -> None:
     for at in (1.24, 1.25, 1.26):
         dupack(conn, at)
     feed(conn, seg(RCV, SND + 10 * M), 1.5)
-    assert conn.cc.cwnd == min(6900, M + M)
-    assert conn.cc.ssthresh == 6900
-    # cwnd 2760 with 1380 in flight: one more segment.
-    assert sent(conn, 1.5) == [data(SND + 11 * M)]
+    assert conn.cc.cwnd == conn.cc.ssthresh == 6900
+    # cwnd 6900 with 1380 in flight: the other four (5520 bytes fit), the last
+    # one emptying the buffer (PSH).
+    more = [data(SND + k * M) for k in range(11, 14)] + [data(SND + 14 * M, flags=ACK | PSH)]
+    assert sent(conn, 1.5) == more
 
 
-def test_established_full_ack_with_empty_flight_leaves_two_segments_rfc6582_3_2() -> None:
+def test_established_full_ack_with_empty_flight_keeps_ssthresh_rfc6582_3_2() -> None:
+    """Nothing in flight at the full ACK: the window is still ssthresh, not two
+    segments (option 1 of RFC 6582 3.2 step 3 would restart from there)."""
     conn = flight_of_ten()
     for at in (1.2, 1.21, 1.22):
         dupack(conn, at)
     feed(conn, seg(RCV, SND + 10 * M), 1.5)
-    assert conn.cc.cwnd == 2 * M
+    assert conn.cc.cwnd == 6900
     conn.send(payload(5 * M, 10 * M))
-    assert sent(conn, 1.5) == [data(SND + 10 * M), data(SND + 11 * M)]
+    assert sent(conn, 1.5) == [data(SND + k * M) for k in range(10, 14)] + [
+        data(SND + 14 * M, flags=ACK | PSH)
+    ]
 
 
 def test_established_timeout_collapses_cwnd_to_one_segment_rfc5681_3_1() -> None:

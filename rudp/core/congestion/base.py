@@ -37,6 +37,16 @@ class CongestionControl:
         self.mss = mss
         self.cwnd = initial_window_bytes(mss, segments)
 
+    def slow_start(self, acked: int) -> None:
+        """RFC 5681 (3.1 equation 2) with RFC 3465 byte counting, as Linux's
+        tcp_slow_start: every acknowledged byte counts, up to ssthresh.
+
+        RFC 3465 (2.2) caps one ACK's growth at L = 2*SMSS, which assumes an ACK
+        per two segments.  rudp's receivers acknowledge a read batch at a time
+        (up to 64 KiB, as Linux behind GRO), and the cap would turn slow start
+        into linear growth of two segments per round trip."""
+        self.cwnd = min(self.cwnd + acked, max(self.ssthresh, self.cwnd))
+
     def on_sent(self, nbytes: int, now: float) -> None:
         """New data of ``nbytes`` left for the network."""
 
@@ -57,8 +67,14 @@ class CongestionControl:
         self.cwnd = max(self.cwnd - acked + self.mss, self.mss)
 
     def on_recovery_end(self, in_flight: int) -> None:
-        """RFC 6582 (3.2 step 3, full ACK): deflate the window to ssthresh."""
-        self.cwnd = min(self.ssthresh, max(in_flight, self.mss) + self.mss)
+        """RFC 6582 (3.2 step 3, full ACK): deflate the window to ssthresh.
+
+        Option (2) of that step, as Linux's tcp_end_cwnd_reduction: option (1),
+        min(ssthresh, max(FlightSize, SMSS) + SMSS), leaves about two segments
+        after a full ACK (little is then in flight) and the sender starts again
+        from there in slow start: each loss would cost far more than the
+        multiplicative decrease meant."""
+        self.cwnd = self.ssthresh
 
     def on_rto(self, now: float, in_flight: int) -> None:
         """RFC 5681 (3.1, equations 4 and 5): a retransmission timeout."""

@@ -10,8 +10,6 @@ from .base import CongestionControl, register
 C = 0.4
 BETA_CUBIC = 0.7
 ALPHA_CUBIC = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)
-# RFC 3465 byte counting limit in slow start, as in NewReno.
-ABC_LIMIT = 2
 
 
 @register
@@ -31,7 +29,7 @@ class Cubic(CongestionControl):
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         if self.in_slow_start:
-            self.cwnd += min(acked, ABC_LIMIT * self.mss)
+            self.slow_start(acked)
             return
         mss = self.mss
         cwnd_seg = self.cwnd / mss

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from .base import CongestionControl, register
 
-# RFC 3465 (2.2): at most L * SMSS counted per ACK in slow start.
-ABC_LIMIT = 2
-
 
 @register
 class NewReno(CongestionControl):
@@ -19,8 +16,7 @@ class NewReno(CongestionControl):
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         if self.in_slow_start:
-            # RFC 5681 (3.1 equation 2) with RFC 3465 byte counting.
-            self.cwnd += min(acked, ABC_LIMIT * self.mss)
+            self.slow_start(acked)
             return
         # RFC 5681 (3.1 equation 3) in the byte-counting form of RFC 3465 (2.1):
         # one MSS per window's worth of acknowledged bytes.
