@@ -67,6 +67,8 @@ TIME_WAIT_LINGER = 2.0
 # or the kernel drops datagrams before the engine sees them.
 SERVER_SOCKET_BUFFER = 4 * 1024 * 1024
 CLIENT_SOCKET_BUFFER = 1024 * 1024
+# Datagrams the engine builds before the endpoint sends them: one GSO batch.
+SEND_BATCH = udpio.GSO_MAX_SEGMENTS
 # Received bytes after which a batch is answered (data delivered, ACKs sent) before
 # the rest is read: about one GRO buffer, so that ACKs keep the sender's clock.
 FLUSH_BYTES = 64 * 1024
@@ -352,9 +354,14 @@ class Endpoint(asyncio.DatagramProtocol):
         conn = transport._conn
         transport._drain_events()
         if not self._send_paused:
-            datagrams = conn.datagrams_to_send(now)
-            if datagrams:
-                self._send_all(datagrams, None if self._connected else transport._peername)
+            addr = None if self._connected else transport._peername
+            while True:
+                # A GSO batch at a time: on the wire while the engine builds the next.
+                datagrams = conn.datagrams_to_send(now, SEND_BATCH)
+                if datagrams:
+                    self._send_all(datagrams, addr)
+                if len(datagrams) < SEND_BATCH or self._send_paused:
+                    break
         if transport._finish_waiters is not None:
             transport._check_finished()
         if conn.is_closed:
