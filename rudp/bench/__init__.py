@@ -10,6 +10,9 @@ ratios hold on a noisy machine even when the absolute figures drift.
 - :mod:`rudp.bench.connrate`: 2,000 sequential connect + close; connections/s.
 - :mod:`rudp.bench.scale`: 1,000 concurrent echo clients on one server socket;
   10,000 idle connections on one server (server memory per connection).
+- :mod:`rudp.bench.lossy`: goodput through a UDP impairment relay at 0.1 %, 1 %
+  and 5 % loss and through a 10 MB/s bottleneck, 20 ms each way; with
+  ``--plot``, figures (:mod:`rudp.bench.plots`, matplotlib).
 - :mod:`rudp.bench.suite`: all of them (``rudp bench``, ``benchmarks/run_all.py``).
 
 The parent process only spawns and steers workers (:mod:`rudp.bench.procs`);

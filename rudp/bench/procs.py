@@ -26,6 +26,7 @@ _PRELOAD = [
     "rudp.bench.latency",
     "rudp.bench.connrate",
     "rudp.bench.scale",
+    "rudp.bench.lossy",
     "uvloop",
     "aioquic.asyncio.client",
     "aioquic.asyncio.server",

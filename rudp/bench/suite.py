@@ -1,4 +1,5 @@
-"""The whole suite: bulk, latency, connection rate and scale, one JSON and one Markdown.
+"""The whole suite: bulk, latency, connection rate, scale and lossy paths, one JSON and
+one Markdown.
 
 Used by ``rudp bench`` and ``benchmarks/run_all.py``.  Every measure's options
 are accepted (see each one's ``--help``); ``--out-dir DIR`` writes
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from . import bulk, connrate, latency, scale
+from . import bulk, connrate, latency, lossy, scale
 from .common import (
     Cell,
     Table,
@@ -32,6 +33,7 @@ MEASURES: dict[str, ModuleType] = {
     "latency": latency,
     "connrate": connrate,
     "scale": scale,
+    "lossy": lossy,
 }
 TABLES: list[Table] = [
     bulk.TABLE,
@@ -39,6 +41,7 @@ TABLES: list[Table] = [
     connrate.TABLE,
     scale.ECHO_TABLE,
     scale.IDLE_TABLE,
+    lossy.TABLE,
 ]
 
 
