@@ -173,3 +173,22 @@ def test_burst_ending_the_buffer_pushes_its_last_segment(timestamps: bool, check
     assert out == slow.datagrams_to_send(2.0)
     flags = [decode(data, verify_checksum=checksum == "full").flags for data in out]
     assert flags == [ACK] * (len(out) - 1) + [ACK | PSH] and len(out) == 4
+
+
+def test_datagrams_to_send_limit_gives_the_same_datagrams_in_batches() -> None:
+    """With ``limit`` an owner gets the same datagrams, a batch per call, calling
+    again while a call returns ``limit`` or more."""
+    whole = established(peer_window=60000)
+    batched = established(peer_window=60000)
+    for conn in (whole, batched):
+        conn.cc.cwnd = 40 * conn.snd_mss
+        conn.send(bytes(range(256)) * 200)
+    expected = whole.datagrams_to_send(2.0)
+    got: list[bytes] = []
+    while True:
+        batch = batched.datagrams_to_send(2.0, limit=8)
+        got += batch
+        if len(batch) < 8:
+            break
+    assert got == expected and len(expected) > 16
+    assert _state(batched) == _state(whole)
