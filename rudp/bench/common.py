@@ -24,10 +24,14 @@ from typing import Any
 
 import rudp
 
-IMPLS = ("rudp", "tcp", "udp", "aioquic")
+IMPLS = ("rudp", "tcp", "udp", "aioquic", "rudp-udpsum")
+# Measured unless --impls says otherwise (rudp-udpsum on request: the same
+# stack with Config(checksum="udp"), which trusts UDP's checksum).
+DEFAULT_IMPLS = ("rudp", "tcp", "udp", "aioquic")
 LOOPS = ("asyncio", "uvloop")
 IMPL_TITLES = {
     "rudp": "rudp",
+    "rudp-udpsum": 'rudp, checksum="udp"',
     "tcp": "kernel TCP (asyncio streams)",
     "udp": "raw asyncio UDP",
     "aioquic": "aioquic (QUIC)",
@@ -113,7 +117,7 @@ def resolve_common(args: argparse.Namespace) -> None:
     if args.loops is None:
         args.loops = list(LOOPS) if uvloop_available() else ["asyncio"]
     if args.impls is None:
-        args.impls = [impl for impl in IMPLS if impl != "aioquic" or aioquic_available()]
+        args.impls = [impl for impl in DEFAULT_IMPLS if impl != "aioquic" or aioquic_available()]
     if "aioquic" in args.impls and not aioquic_available():
         raise SystemExit("aioquic is not installed (pip install 'rudp[bench]')")
     if "uvloop" in args.loops and not uvloop_available():

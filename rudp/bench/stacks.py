@@ -26,6 +26,8 @@ StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable
 UDP_SOCKET_BUFFER = 4 * 1024 * 1024
 BACKLOG = 1024
 _ALPN = ["rudp-bench"]
+# rudp as configured by default, and with Config(checksum="udp").
+RUDP_IMPLS = ("rudp", "rudp-udpsum")
 
 
 def cpu_seconds() -> float:
@@ -69,11 +71,11 @@ async def serve_streams(
     impl: str, handler: StreamHandler, datagram_size: int | None = None
 ) -> StreamServer:
     """Serve ``handler`` on 127.0.0.1, an ephemeral port."""
-    if impl == "rudp":
+    if impl in RUDP_IMPLS:
         import rudp
 
         rudp_server = await rudp.start_server(
-            handler, HOST, 0, backlog=BACKLOG, config=_rudp_config(datagram_size)
+            handler, HOST, 0, backlog=BACKLOG, config=_rudp_config(impl, datagram_size)
         )
 
         async def close_rudp() -> None:
@@ -94,10 +96,11 @@ async def serve_streams(
 
 async def open_stream(impl: str, port: int, datagram_size: int | None = None) -> StreamConn:
     """Connect to 127.0.0.1:``port``; returns once the handshake is complete."""
-    if impl == "rudp":
+    if impl in RUDP_IMPLS:
         import rudp
 
-        reader, writer = await rudp.open_connection(HOST, port, config=_rudp_config(datagram_size))
+        config = _rudp_config(impl, datagram_size)
+        reader, writer = await rudp.open_connection(HOST, port, config=config)
         return StreamConn(reader, writer, _closer(writer))
     if impl == "tcp":
         reader, writer = await asyncio.open_connection(HOST, port)
@@ -116,12 +119,13 @@ def _closer(writer: asyncio.StreamWriter) -> Callable[[], Awaitable[None]]:
     return close
 
 
-def _rudp_config(datagram_size: int | None) -> Any:
+def _rudp_config(impl: str, datagram_size: int | None) -> Any:
     import rudp
 
-    if datagram_size is None:
-        return rudp.Config()
-    return rudp.Config(max_segment_size=datagram_size)
+    options: dict[str, Any] = {"checksum": "udp"} if impl == "rudp-udpsum" else {}
+    if datagram_size is not None:
+        options["max_segment_size"] = datagram_size
+    return rudp.Config(**options)
 
 
 def udp_socket(connect_port: int | None = None) -> socket.socket:
