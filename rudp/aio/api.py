@@ -95,7 +95,9 @@ async def create_connection(
         if sock is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
         proto = _carrier_proto(proto)
-        infos = await _resolve(loop, (host, port), family, proto, flags)
+        infos = _literal_info((host, port), family, proto) or await _resolve(
+            loop, (host, port), family, proto, flags
+        )
         if local_addr is not None:
             local_infos = await _resolve(loop, local_addr, family, proto, flags)
         if interleave:
@@ -254,15 +256,17 @@ async def _connect_any(
     """Each address in turn, or raced (Happy Eyeballs, RFC 8305 5), until a
     handshake completes; else asyncio's error for all of them."""
     errors: list[list[OSError]] = []
-    attempts = [
-        functools.partial(_connect_to, loop, race, info, local_infos, config, errors)
-        for info in infos
-    ]
     if happy_eyeballs_delay is None:
-        for attempt in attempts:
-            with contextlib.suppress(OSError):
-                return await attempt()
+        for info in infos:
+            try:
+                return await _connect_to(loop, race, info, local_infos, config, errors)
+            except OSError:
+                pass  # the next address; when none is left, the error below
     else:
+        attempts = [
+            functools.partial(_connect_to, loop, race, info, local_infos, config, errors)
+            for info in infos
+        ]
         winner, _, failures = await staggered.staggered_race(attempts, happy_eyeballs_delay)
         if winner is not None:
             return winner  # type: ignore[no-any-return]
@@ -320,9 +324,9 @@ async def _handshake(
 ) -> RudpTransport:
     """An active open on ``sock`` (connected to the peer), which it owns."""
     try:
-        _, endpoint = await udpio.create_datagram_endpoint(
-            loop, lambda: Endpoint(loop, config), sock
-        )
+        endpoint = Endpoint(loop, config)
+        # At once, not in a later loop pass: the SYN leaves before this returns.
+        udpio.open_datagram_endpoint(loop, endpoint, sock)
     except BaseException:
         sock.close()
         raise
@@ -452,16 +456,22 @@ async def _resolve(
     empty: str = "getaddrinfo()",
 ) -> list[_AddrInfo]:
     """``address``'s UDP addresses: an IP literal as it is, else ``getaddrinfo``'s."""
+    literal = _literal_info(address, family, proto)
+    if literal is not None:
+        return literal
     host, port = address[:2]
-    info = _numeric_info(host, port, family, proto, *address[2:])
-    if info is not None:
-        return [info]
     infos = await loop.getaddrinfo(
         host, port, family=family, type=socket.SOCK_DGRAM, proto=proto, flags=flags
     )
     if not infos:
         raise OSError(f"{empty} returned empty list")
     return list(infos)
+
+
+def _literal_info(address: tuple[Any, ...], family: int, proto: int) -> list[_AddrInfo] | None:
+    """``[addrinfo]`` of an IP literal address, resolved without awaiting; else None."""
+    info = _numeric_info(address[0], address[1], family, proto, *address[2:])
+    return None if info is None else [info]
 
 
 def _numeric_info(

@@ -7,8 +7,11 @@ RST of RFC 9293 3.10.7.1.
 
 One timer serves all the connections: a heap of ``(deadline, counter, transport)``
 whose entries go stale when a connection's deadline moves (lazy invalidation),
-and a single ``loop.call_at`` handle, re-armed only when the earliest deadline
-moves earlier; a stale wake-up just re-arms for the next live deadline.
+the endpoint asking to be woken at its earliest deadline, re-armed only when that
+moves earlier; a stale wake-up just re-arms for the next live deadline.  The
+endpoints of a loop share in turn one ``loop.call_at`` handle (``LoopTimer``,
+the same heap one level up): a client has an endpoint per connection, each
+arming, moving and cancelling its deadline a few times in a connection's life.
 Transmission is coalesced: a connection with something to send is marked dirty,
 and one ``call_soon(flush)`` per loop pass sends for all of them.
 
@@ -20,9 +23,9 @@ acknowledgments of a LAST-ACK — and then lingers ``time_wait_linger`` seconds
 FIN the peer retransmits because our last ACK was lost (RFC 9293 3.6), before
 closing the socket.  The rest of TIME-WAIT's 2*MSL guards a new incarnation of the
 same address pair against old duplicates; a closed UDP socket gives that address
-to no new connection of ours, so it has nothing left to guard.  The linger is a
-plain timer handle: a loop that closes first simply drops it, with no pending
-task to complain about.
+to no new connection of ours, so it has nothing left to guard.  The linger's end
+is one more deadline of the endpoint's timer, a plain timer handle: a loop that
+closes first simply drops it, with no pending task to complain about.
 
 ``stats`` counts what crossed the socket (see ``EndpointStats``).  With
 ``Config.pcap_path`` or the ``RUDP_PCAP`` environment variable set (the config
@@ -40,6 +43,7 @@ import heapq
 import itertools
 import os
 import socket
+import weakref
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -74,6 +78,8 @@ SEND_BATCH = udpio.GSO_MAX_SEGMENTS
 FLUSH_BYTES = 64 * 1024
 # Rebuild the timer heap when stale entries outnumber live ones by this much.
 _HEAP_SLACK = 64
+# Breaks ties between equal deadlines in any endpoint's heap.
+_heap_counter = itertools.count()
 
 
 class Endpoint(asyncio.DatagramProtocol):
@@ -108,18 +114,20 @@ class Endpoint(asyncio.DatagramProtocol):
         self._accept_log: structlog.stdlib.BoundLogger | None = None
         self._links: dict[Hashable, RudpTransport] = {}
         self._heap: list[tuple[float, int, RudpTransport]] = []
-        self._counter = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timers = LoopTimer.of(loop)
+        self._timer_armed = False  # the loop's timer wakes us at _timer_at
         self._timer_at = 0.0
         self._dirty: dict[RudpTransport, None] = {}
         self._unflushed = 0  # bytes received since the last flush
         self._flush_handle: asyncio.Handle | None = None
         self._send_paused = False
         self._owner_done = False
-        self._linger_handle: asyncio.TimerHandle | None = None
-        self._closed: asyncio.Future[None] = loop.create_future()
+        self._linger_until: float | None = None  # when the lingering socket closes
+        self._socket_closed = False
+        # For wait_closed(), created only when someone waits.
+        self._closed: asyncio.Future[None] | None = None
         self.sockname: Any = None
-        self.socket: Any = None
+        self._socket_of: asyncio.DatagramTransport | None = None  # _udp, kept after close
         self._peername: Any = None
         self._log = get_logger()
         # The endpoint's own counters, and those of connections already dropped.
@@ -136,7 +144,7 @@ class Endpoint(asyncio.DatagramProtocol):
     ) -> RudpTransport:
         """Start the active open of this client endpoint's only connection."""
         assert self._connected and self._udp is not None and not self._links
-        peername = self._udp.get_extra_info("peername")
+        peername = self._peername
         log = connection_logger("client", peername)
         conn = Connection(
             self._config,
@@ -149,6 +157,9 @@ class Endpoint(asyncio.DatagramProtocol):
         )
         self._links[None] = transport
         transport._start_active_open()
+        # The SYN goes now, not at the end of this loop pass: nothing can join it.
+        self._dirty[transport] = None
+        self._flush_now()
         return transport
 
     def start_accepting(self) -> None:
@@ -189,11 +200,21 @@ class Endpoint(asyncio.DatagramProtocol):
         self._close_socket()
 
     async def wait_closed(self) -> None:
+        if self._socket_closed:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
         await asyncio.shield(self._closed)
 
     @property
     def is_closed(self) -> bool:
-        return self._closed.done()
+        return self._socket_closed
+
+    @property
+    def socket(self) -> Any:
+        """The UDP socket, as asyncio shows a transport's (a TransportSocket)."""
+        udp = self._socket_of
+        return None if udp is None else udp.get_extra_info("socket")
 
     @property
     def stats(self) -> EndpointStats:
@@ -218,8 +239,8 @@ class Endpoint(asyncio.DatagramProtocol):
     # ---------------------------------------------------- DatagramProtocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._udp = udp = cast(asyncio.DatagramTransport, transport)
+        self._socket_of = udp
         self.sockname = udp.get_extra_info("sockname")
-        self.socket = udp.get_extra_info("socket")
         self._peername = udp.get_extra_info("peername")
         self._connected = self._peername is not None
         pcap_path = self._config.pcap_path or os.environ.get("RUDP_PCAP")
@@ -243,10 +264,10 @@ class Endpoint(asyncio.DatagramProtocol):
                 self._engine_failed(transport, exc)
             if not conn.superseded:
                 # Events and replies wait for the end of the socket's batch
-                # (datagrams_done) or this loop pass: one delivery and one ACK
-                # answer many segments -- but not more than FLUSH_BYTES, or the
-                # sender would wait for ACKs the batch holds back.
-                self.mark_dirty(transport)
+                # (datagrams_done, which schedules the flush): one delivery and
+                # one ACK answer many segments -- but not more than FLUSH_BYTES,
+                # or the sender would wait for ACKs the batch holds back.
+                self._dirty[transport] = None
                 self._unflushed += len(data)
                 if self._unflushed >= FLUSH_BYTES:
                     self._unflushed = 0
@@ -287,8 +308,8 @@ class Endpoint(asyncio.DatagramProtocol):
                 except Exception as exc:
                     self._engine_failed(transport, exc)
         if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = self._loop.call_soon(self._flush)
+            self._flush_handle.cancel()  # behind the callbacks just scheduled
+        self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush_now(self) -> None:
         if self._flush_handle is not None:
@@ -326,7 +347,9 @@ class Endpoint(asyncio.DatagramProtocol):
             if not transport._app_done:
                 transport._force_lost(exc or ConnectionAbortedError("socket closed"))
         self._drop_all()
-        if not self._closed.done():
+        self._linger_until = None
+        self._socket_closed = True
+        if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
     # ------------------------------------------------------- transmission
@@ -408,24 +431,18 @@ class Endpoint(asyncio.DatagramProtocol):
         if deadline is None:
             return
         heap = self._heap
-        heapq.heappush(heap, (deadline, next(self._counter), transport))
+        heapq.heappush(heap, (deadline, next(_heap_counter), transport))
         if len(heap) > 2 * len(self._links) + _HEAP_SLACK:
             self._heap = [entry for entry in heap if entry[2]._timer_at == entry[0]]
             heapq.heapify(self._heap)
-        if self._timer is None or deadline < self._timer_at:
-            self._arm(deadline)
+        if not self._timer_armed or deadline < self._timer_at:
+            self._timers.arm(self, deadline)
 
-    def _arm(self, deadline: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(deadline, self._on_timer)
-        self._timer_at = deadline
-
-    def _on_timer(self) -> None:
-        # call_at may run up to one clock resolution early: never hand the engine a
-        # time before the deadline it asked for.
-        now = max(self._loop.time(), self._timer_at)
-        self._timer = None
+    def _on_timer(self, now: float) -> None:
+        """The loop's timer, at ``now`` >= the deadline it was armed for."""
+        if self._linger_until is not None and now >= self._linger_until:
+            self._close_socket()
+            return
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, transport = heapq.heappop(heap)
@@ -438,10 +455,19 @@ class Endpoint(asyncio.DatagramProtocol):
             except Exception as exc:
                 self._engine_failed(transport, exc)
             self.mark_dirty(transport)
+        next_deadline = self._next_deadline()
+        if next_deadline is not None:
+            self._timers.arm(self, next_deadline)
+
+    def _next_deadline(self) -> float | None:
+        """The earliest live deadline in the heap, or the end of the linger."""
+        heap = self._heap
         while heap and heap[0][2]._timer_at != heap[0][0]:
             heapq.heappop(heap)
-        if heap:
-            self._arm(heap[0][0])
+        linger_until = self._linger_until
+        if heap and (linger_until is None or heap[0][0] < linger_until):
+            return heap[0][0]
+        return linger_until
 
     # ---------------------------------------------------- connection life
     def _new_accept_logger(self, peer: Hashable) -> Any:
@@ -506,11 +532,10 @@ class Endpoint(asyncio.DatagramProtocol):
         self._links.clear()
         self._heap.clear()
         self._dirty.clear()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timers.disarm(self)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-        self._timer = self._flush_handle = None
+        self._flush_handle = None
 
     def _maybe_finish(self) -> None:
         if not self._owner_done or self._udp is None:
@@ -518,19 +543,114 @@ class Endpoint(asyncio.DatagramProtocol):
         if not self._links:
             self._close_socket()
             return
+        if self._linger_until is not None:
+            return  # lingering already
         quiet = all(t._app_done and t._conn.state is State.TIME_WAIT for t in self._links.values())
-        if quiet and self._linger_handle is None:
-            self._linger_handle = self._loop.call_later(self._linger, self._close_socket)
+        if quiet:
+            # The endpoint's timer closes the socket: armed now for whichever comes
+            # first, the linger's end or a live deadline (a stale one would only
+            # wake the loop to re-arm).
+            self._linger_until = self._loop.time() + self._linger
+            deadline = self._next_deadline()
+            if deadline is not None and (not self._timer_armed or deadline != self._timer_at):
+                self._timers.arm(self, deadline)
 
     def _close_socket(self) -> None:
         udp = self._udp
         if udp is None:
             return
         self._drop_all()
-        if self._linger_handle is not None:
-            self._linger_handle.cancel()
-            self._linger_handle = None
+        self._linger_until = None
         udp.close()
+
+
+class LoopTimer:
+    """The one ``loop.call_at`` handle of every endpoint on a loop.
+
+    A heap of ``(deadline, counter, endpoint)``: an endpoint's entry is live while
+    it is armed for that deadline (``_timer_armed``, ``_timer_at``); arming again
+    or disarming leaves the old entry stale, dropped when it reaches the top or
+    when stale entries outnumber live ones.  The handle is re-armed only when the
+    earliest deadline moves earlier.  Each endpoint holds its loop's LoopTimer;
+    the registry does not, so it goes with the last of them (or with its loop).
+    """
+
+    __slots__ = ("__weakref__", "_armed", "_at", "_handle", "_heap", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, Endpoint]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = 0.0
+        self._armed = 0  # endpoints armed, each with one live entry
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> LoopTimer:
+        timer = _loop_timers.get(id(loop))
+        if timer is None or timer._loop is not loop:  # (a dead loop's id, reused)
+            timer = _loop_timers[id(loop)] = cls(loop)
+        return timer
+
+    def arm(self, endpoint: Endpoint, deadline: float) -> None:
+        """Wake ``endpoint`` (``_on_timer``) at ``deadline``, instead of when it
+        was armed for before."""
+        if not endpoint._timer_armed:
+            endpoint._timer_armed = True
+            self._armed += 1
+        endpoint._timer_at = deadline
+        heap = self._heap
+        heapq.heappush(heap, (deadline, next(_heap_counter), endpoint))
+        if len(heap) > 2 * self._armed + _HEAP_SLACK:
+            self._heap = heap = [entry for entry in heap if _live(entry)]
+            heapq.heapify(heap)
+        if self._handle is None or deadline < self._at:
+            self._schedule(deadline)
+
+    def disarm(self, endpoint: Endpoint) -> None:
+        if endpoint._timer_armed:
+            endpoint._timer_armed = False
+            self._armed -= 1
+
+    def _schedule(self, deadline: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(deadline, self._fire)
+        self._at = deadline
+
+    def _fire(self) -> None:
+        # call_at may run up to one clock resolution early: never hand an engine a
+        # time before the deadline it asked for.
+        now = max(self._loop.time(), self._at)
+        self._handle = None
+        heap = self._heap
+        due: list[Endpoint] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if _live(entry):
+                endpoint = entry[2]
+                endpoint._timer_armed = False
+                self._armed -= 1
+                due.append(endpoint)
+        for endpoint in due:
+            # (What they arm now waits for the next loop pass, as a new call_at.)
+            try:
+                endpoint._on_timer(now)
+            except Exception as exc:
+                self._loop.call_exception_handler(
+                    {"message": "rudp endpoint timer failed", "exception": exc}
+                )
+        while heap and not _live(heap[0]):
+            heapq.heappop(heap)
+        if heap and (self._handle is None or heap[0][0] < self._at):
+            self._schedule(heap[0][0])
+
+
+_loop_timers: weakref.WeakValueDictionary[int, LoopTimer] = weakref.WeakValueDictionary()
+
+
+def _live(entry: tuple[float, int, Endpoint]) -> bool:
+    endpoint = entry[2]
+    return endpoint._timer_armed and endpoint._timer_at == entry[0]
 
 
 def _is_segment(data: bytes, verify_checksum: bool) -> bool:
@@ -547,12 +667,32 @@ def _port(address: Any) -> int:
     return 0
 
 
+# SO_RCVBUF and SO_SNDBUF of a new UDP socket, per family: the kernel's defaults
+# (net.core.rmem_default, wmem_default), read from the first socket only.
+_default_buffers: dict[int, tuple[int, int]] = {}
+_BUFFER_OPTIONS = (socket.SO_RCVBUF, socket.SO_SNDBUF)
+
+
 def udp_socket(family: int, buffer_size: int) -> socket.socket:
-    """A non-blocking UDP socket with (best effort) ``buffer_size``-byte kernel buffers."""
+    """A non-blocking UDP socket with (best effort) ``buffer_size``-byte kernel
+    buffers, or the kernel's defaults where they are larger."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        with contextlib.suppress(OSError):
-            if sock.getsockopt(socket.SOL_SOCKET, option) < buffer_size:
+    defaults = _default_buffers.get(family)
+    if defaults is None:
+        defaults = _default_buffers[family] = (
+            _getsockopt_or_zero(sock, socket.SO_RCVBUF),
+            _getsockopt_or_zero(sock, socket.SO_SNDBUF),
+        )
+    for option, default in zip(_BUFFER_OPTIONS, defaults, strict=True):
+        if default < buffer_size:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, option, buffer_size)
     return sock
+
+
+def _getsockopt_or_zero(sock: socket.socket, option: int) -> int:
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, option)
+    except OSError:
+        return 0

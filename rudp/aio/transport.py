@@ -12,7 +12,6 @@ reported to the loop's exception handler and aborts that connection only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import Callable, Hashable, Iterable
@@ -43,11 +42,12 @@ LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 DEFAULT_HIGH_WATER = 64 * 1024
 
 _logger = logging.getLogger("rudp")
+_NO_EXTRA: dict[str, Any] = {}
 
 
 class _Phase(enum.Enum):
     HANDSHAKE = "handshake"  # the protocol has not been told of the connection yet
-    MAKING = "making"  # connection_made is scheduled; events wait in the engine
+    MAKING = "making"  # connection_made is under way; events wait in the engine
     OPEN = "open"  # events go to the protocol
     LOST = "lost"  # connection_lost is scheduled or done; events are discarded
 
@@ -78,7 +78,7 @@ class RudpTransport(asyncio.Transport):
         server: Server | None = None,
         waiter: asyncio.Future[None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(_NO_EXTRA)  # (get_extra_info answers without it)
         self._loop = loop
         self._endpoint = endpoint
         self._conn = conn
@@ -98,7 +98,8 @@ class RudpTransport(asyncio.Transport):
         self._lost_writes = 0
         self._reading_paused = False
         # Events the engine queued before pause_reading(), kept in order until resumed.
-        self._held: list[Event] = []  # short; a list is far smaller than a deque
+        # (None while empty: most connections never hold one, thousands may be idle.)
+        self._held: list[Event] | None = None
         # Futures of wait_finished(), created only when someone waits.
         self._finish_waiters: list[asyncio.Future[None]] | None = None
         self._writing_paused = False
@@ -155,8 +156,10 @@ class RudpTransport(asyncio.Transport):
             return
         self._closing = True
         self._log.info("close")
-        unread = any(isinstance(event, DataReceived) for event in self._held)
-        end = self._take_held_end()
+        unread = end = None
+        if self._held:
+            unread = any(isinstance(event, DataReceived) for event in self._held)
+            end = self._take_held_end()
         if end is not None:
             self._engine_call(self._conn.close)
             self._lose(end.error)
@@ -202,7 +205,7 @@ class RudpTransport(asyncio.Transport):
         if self._phase is _Phase.LOST:
             return
         self._closing = True
-        self._held.clear()
+        self._held = None
         self._log.info("reset", by="local")
         self._engine_call(self._conn.abort)
         self._lose(None)
@@ -217,7 +220,7 @@ class RudpTransport(asyncio.Transport):
         if self._phase is _Phase.LOST:
             return
         self._closing = True
-        self._held.clear()
+        self._held = None
         self._engine_call(self._conn.abort)
         self._lose(exc if isinstance(exc, Exception) else None)
 
@@ -297,9 +300,9 @@ class RudpTransport(asyncio.Transport):
 
     # --------------------------------------------------- driven by the Endpoint
     def _start_active_open(self) -> None:
+        """Send the SYN (the endpoint transmits it next)."""
         self._log.info("connect")
         self._conn.connect(self._loop.time())
-        self._endpoint.mark_dirty(self)
 
     def _drain_events(self) -> None:
         """Dispatch what the engine has to say, as far as the phase allows."""
@@ -330,7 +333,7 @@ class RudpTransport(asyncio.Transport):
             self._handshake_failed(exc or ConnectionAbortedError("endpoint closed"))
         elif self._phase is _Phase.OPEN:
             self._closing = True
-            self._held.clear()
+            self._held = None
             self._lose(exc)
 
     @property
@@ -343,7 +346,7 @@ class RudpTransport(asyncio.Transport):
         closes the transport (the connection itself needs nothing more)."""
         return any(
             isinstance(event, ConnectionTerminated) and event.error is None
-            for event in self._held
+            for event in self._held or ()
         )
 
     @property
@@ -353,8 +356,11 @@ class RudpTransport(asyncio.Transport):
 
     # ------------------------------------------------------------- internals
     def _engine_call(self, call: Callable[[], None]) -> None:
-        with contextlib.suppress(LocalProtocolError):
-            call()  # raises only once the engine has ended: nothing left to do
+        # (No contextlib.suppress: an object and two calls, on every close.)
+        try:  # noqa: SIM105
+            call()
+        except LocalProtocolError:
+            pass  # raised only once the engine has ended: nothing left to do
         self._endpoint.mark_dirty(self)
 
     def _dispatch(self, event: Event) -> None:
@@ -371,7 +377,10 @@ class RudpTransport(asyncio.Transport):
                 self._server._attach()
                 self._attached = True
                 self._endpoint.count_accepted()
-            self._loop.call_soon(self._make_connection)
+            # Now, not in a later loop pass: the events behind Connected go to the
+            # protocol in this same drain, and a client's waiter wakes in time for
+            # its first write to carry the ACK of the SYN-ACK.
+            self._make_connection()
         elif isinstance(event, ConnectionTerminated):
             self._phase = _Phase.LOST
             self._closing = True
@@ -437,16 +446,22 @@ class RudpTransport(asyncio.Transport):
                 # As a kernel socket: a clean end (both FINs exchanged) leaves the
                 # transport open until the application closes it, and waits
                 # behind any data not yet delivered.
-                self._held.append(event)
+                self._hold(event)
             else:
-                self._held.clear()
+                self._held = None
                 self._lose(event.error)
         elif self._closing:
             pass  # after close() the application reads no more
         elif self._reading_paused or self._held:
-            self._held.append(event)
+            self._hold(event)
         else:
             self._deliver(event)
+
+    def _hold(self, event: Event) -> None:
+        if self._held is None:
+            self._held = [event]
+        else:
+            self._held.append(event)
 
     def _release_held(self) -> None:
         while self._held and not self._reading_paused and self._phase is _Phase.OPEN:
@@ -461,10 +476,10 @@ class RudpTransport(asyncio.Transport):
 
     def _take_held_end(self) -> ConnectionTerminated | None:
         end = None
-        for event in self._held:
+        for event in self._held or ():
             if isinstance(event, ConnectionTerminated):
                 end = event
-        self._held.clear()
+        self._held = None
         return end
 
     def _deliver(self, event: Event) -> None:
@@ -504,7 +519,7 @@ class RudpTransport(asyncio.Transport):
         if self._phase is _Phase.LOST:
             return
         self._closing = True
-        self._held.clear()
+        self._held = None
         self._engine_call(self._conn.abort)
         self._lose(exc if isinstance(exc, Exception) else None)
 

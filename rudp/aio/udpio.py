@@ -46,7 +46,7 @@ from asyncio.log import logger
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["UdpTransport", "create_datagram_endpoint"]
+__all__ = ["UdpTransport", "create_datagram_endpoint", "open_datagram_endpoint"]
 
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _Address = Any  # what the socket takes and returns: a tuple for IP, a str for AF_UNIX
@@ -87,6 +87,11 @@ _NOT_GSO_ERRNOS = frozenset(
 # from this many on.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _CMSG_SPACE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
+# The write queue of every transport that never had to queue: empty and never
+# changed (_enqueue gives a transport a queue of its own first).  A client has
+# one transport per connection, and a deque is over 600 bytes.
+_NO_QUEUE: collections.deque[tuple[bytes, Any]] = collections.deque()
+_NO_EXTRA: dict[str, Any] = {}
 _pack_segment_size = struct.Struct("=H").pack
 
 
@@ -104,7 +109,7 @@ class UdpTransport(asyncio.DatagramTransport):
         "_buffer_size",
         "_closing",
         "_conn_lost",
-        "_datagrams_done",
+        "_batch_aware",
         "_fd",
         "_high_water",
         "_loop",
@@ -116,6 +121,9 @@ class UdpTransport(asyncio.DatagramTransport):
         "_rearm_handle",
         "_rearm_on_error",
         "_sock",
+        "_sockname",
+        "_socket",
+        "_socket_view",
         "_writing",
         "batches_received",
         "batches_sent",
@@ -129,22 +137,24 @@ class UdpTransport(asyncio.DatagramTransport):
         sock: socket.socket,
         protocol: asyncio.BaseProtocol,
         waiter: asyncio.Future[None] | None = None,
+        *,
+        at_once: bool = False,
     ) -> None:
-        extra: dict[str, Any] = {"socket": trsock.TransportSocket(sock)}
+        super().__init__(_NO_EXTRA)  # get_extra_info answers from the slots
         try:
-            extra["sockname"] = sock.getsockname()
+            self._sockname: _Address = sock.getsockname()
         except OSError:
-            extra["sockname"] = None
+            self._sockname = None
         try:
-            extra["peername"] = sock.getpeername()
+            self._address: _Address = sock.getpeername()
         except OSError:
-            extra["peername"] = None
-        super().__init__(extra)
+            self._address = None
         self._loop = loop
         self._sock: socket.socket | None = sock
+        self._socket = sock  # kept after close, for get_extra_info("socket")
+        self._socket_view: trsock.TransportSocket | None = None
         self._fd = sock.fileno()
-        self._address: _Address = extra["peername"]
-        self._buffer: collections.deque[tuple[bytes, _Address]] = collections.deque()
+        self._buffer: collections.deque[tuple[bytes, _Address]] = _NO_QUEUE
         self._buffer_size = 0
         self._closing = False
         self._conn_lost = 0
@@ -157,13 +167,18 @@ class UdpTransport(asyncio.DatagramTransport):
         self._low_water = 16 * 1024
         self._protocol_connected = False
         self._protocol: Any = None
-        self._datagrams_done: Callable[[], object] | None = None
+        self._batch_aware = False  # the protocol has datagrams_done()
         self.set_protocol(protocol)
         self.batches_sent = 0
         self.batches_received = 0
-        ip = sock.family in (socket.AF_INET, socket.AF_INET6) and sys.platform == "linux"
-        self.gso_enabled = ip and _gso_supported(sock)
-        self.gro_enabled = ip and _enable_gro(sock)
+        family = sock.family
+        ip = family in (socket.AF_INET, socket.AF_INET6) and sys.platform == "linux"
+        self.gso_enabled = ip and _gso_supported(sock, family)
+        self.gro_enabled = ip and _enable_gro(sock, family)
+        if at_once:
+            self._connection_made()
+            self._start_reading()
+            return
         loop.call_soon(self._connection_made)
         # Only start reading once connection_made() has run.
         loop.call_soon(self._start_reading)
@@ -192,9 +207,21 @@ class UdpTransport(asyncio.DatagramTransport):
             sock.close()
 
     # ---------------------------------------------------------- BaseTransport
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``socket`` (a TransportSocket), ``sockname`` and ``peername``, as asyncio's."""
+        if name == "sockname":
+            return self._sockname
+        if name == "peername":
+            return self._address
+        if name == "socket":
+            if self._socket_view is None:
+                self._socket_view = trsock.TransportSocket(self._socket)
+            return self._socket_view
+        return default
+
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
-        self._datagrams_done = getattr(protocol, "datagrams_done", None)
+        self._batch_aware = hasattr(protocol, "datagrams_done")
         self._protocol_connected = True
 
     def get_protocol(self) -> asyncio.BaseProtocol:
@@ -326,6 +353,8 @@ class UdpTransport(asyncio.DatagramTransport):
         if not entries:
             return
         size = sum(len(data) for data, _ in entries)
+        if self._buffer is _NO_QUEUE:
+            self._buffer = collections.deque()
         self._buffer.extend(entries)
         self._buffer_size += size
         self._start_writing()
@@ -485,10 +514,9 @@ class UdpTransport(asyncio.DatagramTransport):
         if not delivered:
             self._watch_again()  # readable, yet nothing came: see _rearm
             return
-        done = self._datagrams_done
-        if done is not None:
+        if self._batch_aware:
             try:
-                done()
+                protocol.datagrams_done()
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -589,7 +617,7 @@ class UdpTransport(asyncio.DatagramTransport):
                 self._sock.close()
                 self._sock = None
             self._protocol = None
-            self._datagrams_done = None
+            self._batch_aware = False
 
 
 async def create_datagram_endpoint(
@@ -613,6 +641,17 @@ async def create_datagram_endpoint(
     return transport, protocol
 
 
+def open_datagram_endpoint(
+    loop: asyncio.AbstractEventLoop, protocol: asyncio.BaseProtocol, sock: socket.socket
+) -> UdpTransport:
+    """``create_datagram_endpoint`` for a protocol that may hear of its transport
+    at once: ``connection_made`` has run and reading has started when it returns,
+    with no loop pass in between (rudp's Endpoint, one per client connection)."""
+    if sock.getblocking():  # (a flag of the socket object: no system call)
+        sock.setblocking(False)
+    return UdpTransport(loop, sock, protocol, at_once=True)
+
+
 def _gro_segment_size(ancdata: list[tuple[int, int, bytes]]) -> int:
     for level, kind, cdata in ancdata:
         if level == SOL_UDP and kind == UDP_GRO:
@@ -620,21 +659,35 @@ def _gro_segment_size(ancdata: list[tuple[int, int, bytes]]) -> int:
     return 0
 
 
-def _gso_supported(sock: socket.socket) -> bool:
+# What the kernel said of GSO and GRO, per address family: it says the same for
+# every socket, and a client opens one per connection.
+_gso_by_family: dict[int, bool] = {}
+_gro_refused: set[int] = set()
+
+
+def _gso_supported(sock: socket.socket, family: int) -> bool:
     """Linux 4.18+ knows UDP_SEGMENT; older kernels answer ENOPROTOOPT."""
-    try:
-        sock.getsockopt(SOL_UDP, UDP_SEGMENT)
-    except OSError:
+    supported = _gso_by_family.get(family)
+    if supported is None:
+        try:
+            sock.getsockopt(SOL_UDP, UDP_SEGMENT)
+            supported = True
+        except OSError:
+            supported = False
+        _gso_by_family[family] = supported
+    return supported
+
+
+def _enable_gro(sock: socket.socket, family: int) -> bool:
+    if not _CMSG_SPACE or family in _gro_refused:
         return False
-    return True
-
-
-def _enable_gro(sock: socket.socket) -> bool:
     try:
         sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ENOPROTOOPT:
+            _gro_refused.add(family)  # a kernel before 5.0
         return False
-    return bool(_CMSG_SPACE)
+    return True
 
 
 def _set_result_unless_cancelled(waiter: asyncio.Future[None]) -> None:

@@ -8,6 +8,7 @@ stores never exceeds the window it advertised; the state changes only in
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from .events import (
     Event,
     WritableAgain,
 )
+from .isn import random_isn
 from .pmtud import PathMtuDiscovery
 from .rtt import RttEstimator
 from .scoreboard import Scoreboard, SentSegment
@@ -83,6 +85,13 @@ _NOP_NOP_TS = (1, 1, 8, 10)
 _DATA_READY: Event = DataReceived(b"")
 # RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
 PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
+# A SYN (or SYN-ACK) carrying every option we offer, in encode()'s order: the
+# header, MSS, SACK-permitted then timestamps, NOP then window scale.
+_FULL_SYN = struct.Struct("!HHIIBBHHHBBHBBBBIIBBBB")
+_FULL_SYN_OFFSET = (_FULL_SYN.size // 4) << 4
+_MSS_KIND_LEN = (2, 4)
+_SACKOK_TS_KINDS = (4, 2, 8, 10)
+_NOP_WSCALE_KINDS = (1, 3, 3)
 
 
 @dataclass(slots=True)
@@ -210,11 +219,7 @@ class Connection:
         self._fill_checksum = cfg.checksum == "full"
 
         # Send sequence space (RFC 9293 3.3.1), plus SND.MAX: the highest sent.
-        if isn is None:
-            import secrets
-
-            isn = secrets.randbits(32)
-        self.iss = isn & SEQ_MASK
+        self.iss = (random_isn() if isn is None else isn) & SEQ_MASK
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.snd_wnd = 0
         self.snd_wl1 = 0
@@ -1196,30 +1201,43 @@ class Connection:
     def _send_syn(self, now: float, out: list[bytes]) -> None:
         cfg = self.config
         passive = self.state is State.SYN_RECEIVED
-        seg = Segment(
-            seq=self.iss,
-            flags=SYN | ACK if passive else SYN,
-            ack=self.rcv_nxt if passive else 0,
-            mss=(cfg.pmtud_max_segment_size if cfg.pmtud else cfg.max_segment_size) - HEADER_LEN,
-        )
+        flags = SYN | ACK if passive else SYN
+        ack = self.rcv_nxt if passive else 0
+        mss = (cfg.pmtud_max_segment_size if cfg.pmtud else cfg.max_segment_size) - HEADER_LEN
         # RFC 7323 / RFC 2018: offer options; when answering, only what was offered.
+        ts_val = ts_ecr = None
         if cfg.timestamps and (self.timestamps_enabled or not passive):
-            seg.ts_val = self._ts_now(now)
-            seg.ts_ecr = self._ts_recent if passive else 0
-        if cfg.sack and (self.sack_permitted or not passive):
-            seg.sack_permitted = True
-        if self._offer_wscale is not None and (self.window_scaling or not passive):
-            seg.wscale = self._offer_wscale
+            ts_val = self._ts_now(now)
+            ts_ecr = self._ts_recent if passive else 0
+        sack = cfg.sack and (self.sack_permitted or not passive)
+        wscale = self._offer_wscale
+        if wscale is not None and passive and not self.window_scaling:
+            wscale = None
         # RFC 7323 (2.2): the window in a SYN is never scaled.
         window = min(self._rcv_buffer.free_space(), 0xFFFF)
-        seg.window = window
-        self._rcv_adv_edge = seq_add(self.rcv_nxt, window) if passive else self._rcv_adv_edge
         if passive:
+            self._rcv_adv_edge = seq_add(self.rcv_nxt, window)
             self._last_ack_sent = self.rcv_nxt
             self._ack_now = False
-        out.append(self._finish(seg))
+        if ts_val is not None and ts_ecr is not None and sack and wscale is not None:
+            # Every option, as nearly every SYN and SYN-ACK has them: packed in one
+            # call, byte for byte what encode() writes.
+            data = bytearray(_FULL_SYN.size)
+            _FULL_SYN.pack_into(
+                data, 0, self.local_port, self.remote_port, self.iss, ack, _FULL_SYN_OFFSET,
+                flags, window, 0, 0, *_MSS_KIND_LEN, mss, *_SACKOK_TS_KINDS, ts_val, ts_ecr,
+                *_NOP_WSCALE_KINDS, wscale,
+            )
+            if self._fill_checksum:
+                CHECKSUM_FIELD.pack_into(data, CHECKSUM_OFFSET, internet_checksum(data))
+            self.stats.segments_sent += 1
+            out.append(bytes(data))
+        else:
+            seg = Segment(seq=self.iss, ack=ack, flags=flags, window=window, mss=mss,
+                          sack_permitted=sack, wscale=wscale, ts_val=ts_val, ts_ecr=ts_ecr)
+            out.append(self._finish(seg))
         if self.snd_max != self.iss:
-            self._ts_retransmitted = seg.ts_val
+            self._ts_retransmitted = ts_val
         if self._syn_retries == 0 and self.snd_max == self.iss:
             self._rtt_seq = self.iss
             self._rtt_sent_at = now
@@ -1560,10 +1578,34 @@ class Connection:
         # SND.MAX, not SND.NXT: while going back after a timeout, SND.NXT sits
         # below what the peer has already received and a bare ACK carrying it
         # would fail the peer's acceptability test (as BSD's tcp_output notes).
-        seg = Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=ACK)
         if self.sack_permitted and self._rcv_buffer.has_gaps:
+            seg = Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=ACK)
             seg.sack_blocks = self._sack_blocks()
-        return self._finish_with_ack(seg, now)
+            return self._finish_with_ack(seg, now)
+        # No SACK blocks: packed from the header template, as _send_burst packs
+        # data segments -- what _finish_with_ack and encode() would produce.
+        window = self._advertise_window()
+        ack = self._last_ack_sent = self.rcv_nxt
+        self._ack_now = False
+        self._segs_since_ack = 0
+        self.delayed_ack_at = None
+        if self.timestamps_enabled:
+            datagram = bytearray(TS_SEGMENT.size)
+            TS_SEGMENT.pack_into(
+                datagram, 0, self.local_port, self.remote_port, self.snd_max, ack,
+                TS_SEGMENT_OFFSET, ACK, window, 0, 0, *_NOP_NOP_TS, self._ts_now(now),
+                self._ts_recent,
+            )
+        else:
+            datagram = bytearray(HEADER.size)
+            HEADER.pack_into(
+                datagram, 0, self.local_port, self.remote_port, self.snd_max, ack,
+                PLAIN_OFFSET, ACK, window, 0, 0,
+            )
+        if self._fill_checksum:
+            CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
+        self.stats.segments_sent += 1
+        return bytes(datagram)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         # RFC 2018 (4): the first block holds the newest arrival, the next ones
@@ -1906,10 +1948,8 @@ def reset_for(seg: Segment) -> Segment | None:
 
 
 def _wscale_for(buffer: int) -> int:
-    shift = 0
-    while (buffer >> shift) > 0xFFFF and shift < MAX_WSCALE:
-        shift += 1
-    return shift
+    """The smallest shift that brings ``buffer`` within the 16-bit window field."""
+    return min(max(buffer.bit_length() - 16, 0), MAX_WSCALE)
 
 
 _CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})

@@ -69,6 +69,8 @@ def format_address(address: Hashable) -> str:
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:
     """A logger of the ``"rudp"`` family with ``bound`` fields on every event."""
+    if not bound:
+        return _root_logger  # binding returns a new logger: this one never changes
     return _root_logger.bind(**bound)
 
 
