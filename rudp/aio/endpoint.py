@@ -671,13 +671,16 @@ def _port(address: Any) -> int:
 # (net.core.rmem_default, wmem_default), read from the first socket only.
 _default_buffers: dict[int, tuple[int, int]] = {}
 _BUFFER_OPTIONS = (socket.SO_RCVBUF, socket.SO_SNDBUF)
+# Linux opens a socket non-blocking in the same system call.
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def udp_socket(family: int, buffer_size: int) -> socket.socket:
     """A non-blocking UDP socket with (best effort) ``buffer_size``-byte kernel
     buffers, or the kernel's defaults where they are larger."""
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setblocking(False)
+    sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK)
+    if not _NONBLOCK:
+        sock.setblocking(False)
     defaults = _default_buffers.get(family)
     if defaults is None:
         defaults = _default_buffers[family] = (

@@ -141,8 +141,9 @@ class RudpTransport(asyncio.Transport):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
-        assert self._protocol is not None
-        return self._protocol
+        # None once connection_lost has run, as with asyncio's and uvloop's own
+        # transports: a lingering connection does not keep its protocol alive.
+        return self._protocol  # type: ignore[return-value]
 
     def is_closing(self) -> bool:
         return self._closing
@@ -436,7 +437,7 @@ class RudpTransport(asyncio.Transport):
         self._waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self._endpoint.mark_dirty(self)  # what arrived meanwhile is delivered next
+        # (The drain that delivered Connected goes on with what came after it.)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, WritableAgain):
@@ -537,6 +538,7 @@ class RudpTransport(asyncio.Transport):
         try:
             self._notify_protocol("connection_lost", exc)
         finally:
+            self._protocol = None
             self._detach()
             self._endpoint.app_done(self)
 
@@ -561,8 +563,11 @@ class RudpTransport(asyncio.Transport):
     def _notify_protocol(self, method: str, *args: Any) -> None:
         """Call a protocol method whose failure asyncio reports but survives, as
         _FlowControlMixin does for pause_writing / resume_writing."""
+        protocol = self._protocol
+        if protocol is None:
+            return  # connection_lost has run: nothing more to tell
         try:
-            getattr(self.get_protocol(), method)(*args)
+            getattr(protocol, method)(*args)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

@@ -41,6 +41,10 @@ import socket
 import struct
 import sys
 import warnings
+
+if sys.platform != "win32":
+    import fcntl
+    import termios
 from asyncio import trsock
 from asyncio.log import logger
 from collections.abc import Callable, Sequence
@@ -124,6 +128,7 @@ class UdpTransport(asyncio.DatagramTransport):
         "_sockname",
         "_socket",
         "_socket_view",
+        "_sparse",
         "_writing",
         "batches_received",
         "batches_sent",
@@ -168,6 +173,9 @@ class UdpTransport(asyncio.DatagramTransport):
         self._protocol_connected = False
         self._protocol: Any = None
         self._batch_aware = False  # the protocol has datagrams_done()
+        # The last readable event brought one read: ask the kernel (FIONREAD)
+        # whether more waits before reading on, rather than read into EAGAIN.
+        self._sparse = False
         self.set_protocol(protocol)
         self.batches_sent = 0
         self.batches_received = 0
@@ -462,6 +470,8 @@ class UdpTransport(asyncio.DatagramTransport):
         recvfrom = sock.recvfrom
         delivered = False
         budget = READ_BUDGET
+        sparse = self._sparse
+        reads = 0
         for _ in range(READ_BATCH):
             try:
                 if gro:
@@ -484,6 +494,7 @@ class UdpTransport(asyncio.DatagramTransport):
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return
             delivered = True
+            reads += 1
             length = len(data)
             if 0 < segment < length:
                 if flags & socket.MSG_TRUNC:
@@ -511,9 +522,14 @@ class UdpTransport(asyncio.DatagramTransport):
             budget -= length
             if budget <= 0:
                 break
+            if sparse:
+                if not _queued(self._fd):
+                    break
+                sparse = False
         if not delivered:
             self._watch_again()  # readable, yet nothing came: see _rearm
             return
+        self._sparse = reads == 1
         if self._batch_aware:
             try:
                 protocol.datagrams_done()
@@ -650,6 +666,19 @@ def open_datagram_endpoint(
     if sock.getblocking():  # (a flag of the socket object: no system call)
         sock.setblocking(False)
     return UdpTransport(loop, sock, protocol, at_once=True)
+
+
+def _queued(fd: int) -> bool:
+    """Whether a datagram waits on ``fd``: on Linux one system call and no
+    exception (FIONREAD, the size of the first; a zero-length one reads as none,
+    and the loop reports the socket readable again); elsewhere, maybe."""
+    if _LINUX:
+        return fcntl.ioctl(fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
+    return True
+
+
+_LINUX = sys.platform == "linux"
+_NO_BYTES = bytes(4)
 
 
 def _gro_segment_size(ancdata: list[tuple[int, int, bytes]]) -> int:

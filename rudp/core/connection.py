@@ -1428,13 +1428,12 @@ class Connection:
     def _emit_data(
         self, now: float, out: list[bytes], seq: int, flags: int, payload: bytes, again: bool
     ) -> None:
-        seg = Segment(seq=seq, ack=self.rcv_nxt, flags=flags, payload=payload)
-        out.append(self._finish_with_ack(seg, now))
+        out.append(self._pack_with_ack(seq, flags, payload, now))
         n = len(payload)
         stats = self.stats
         stats.bytes_sent += n
         if again:
-            self._ts_retransmitted = seg.ts_val
+            self._ts_retransmitted = self._ts_now(now) if self.timestamps_enabled else None
             stats.bytes_retransmitted += n
             stats.retransmitted_segments += 1
             self._rtt_seq = None  # Karn: never time across a retransmission
@@ -1582,30 +1581,7 @@ class Connection:
             seg = Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=ACK)
             seg.sack_blocks = self._sack_blocks()
             return self._finish_with_ack(seg, now)
-        # No SACK blocks: packed from the header template, as _send_burst packs
-        # data segments -- what _finish_with_ack and encode() would produce.
-        window = self._advertise_window()
-        ack = self._last_ack_sent = self.rcv_nxt
-        self._ack_now = False
-        self._segs_since_ack = 0
-        self.delayed_ack_at = None
-        if self.timestamps_enabled:
-            datagram = bytearray(TS_SEGMENT.size)
-            TS_SEGMENT.pack_into(
-                datagram, 0, self.local_port, self.remote_port, self.snd_max, ack,
-                TS_SEGMENT_OFFSET, ACK, window, 0, 0, *_NOP_NOP_TS, self._ts_now(now),
-                self._ts_recent,
-            )
-        else:
-            datagram = bytearray(HEADER.size)
-            HEADER.pack_into(
-                datagram, 0, self.local_port, self.remote_port, self.snd_max, ack,
-                PLAIN_OFFSET, ACK, window, 0, 0,
-            )
-        if self._fill_checksum:
-            CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
-        self.stats.segments_sent += 1
-        return bytes(datagram)
+        return self._pack_with_ack(self.snd_max, ACK, b"", now)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         # RFC 2018 (4): the first block holds the newest arrival, the next ones
@@ -1624,6 +1600,38 @@ class Connection:
             (seq_add(self.rcv_nxt, start - base), seq_add(self.rcv_nxt, end - base))
             for start, end in chosen[:limit]
         )
+
+    def _pack_with_ack(
+        self, seq: int, flags: int, payload: bytes | memoryview, now: float
+    ) -> bytes:
+        """What _finish_with_ack and encode() make of an ACK-bearing segment with
+        no option but timestamps, packed from the header template as _send_burst
+        packs its segments."""
+        window = self._advertise_window()
+        ack = self._last_ack_sent = self.rcv_nxt
+        self._ack_now = False
+        self._segs_since_ack = 0
+        self.delayed_ack_at = None
+        if self.timestamps_enabled:
+            header_len = TS_SEGMENT.size
+            datagram = bytearray(header_len + len(payload))
+            TS_SEGMENT.pack_into(
+                datagram, 0, self.local_port, self.remote_port, seq, ack, TS_SEGMENT_OFFSET,
+                flags, window, 0, 0, *_NOP_NOP_TS, self._ts_now(now), self._ts_recent,
+            )
+        else:
+            header_len = HEADER.size
+            datagram = bytearray(header_len + len(payload))
+            HEADER.pack_into(
+                datagram, 0, self.local_port, self.remote_port, seq, ack, PLAIN_OFFSET, flags,
+                window, 0, 0,
+            )
+        if payload:
+            datagram[header_len:] = payload
+        if self._fill_checksum:
+            CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
+        self.stats.segments_sent += 1
+        return bytes(datagram)
 
     def _finish_with_ack(self, seg: Segment, now: float) -> bytes:
         """Fill the window and timestamps of an ACK-bearing segment and encode it."""

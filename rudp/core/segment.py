@@ -61,6 +61,11 @@ _SACK = [struct.Struct("!BBBB" + "II" * n) for n in range(5)]
 #: The fast paths read and write it in one call.
 TS_SEGMENT = struct.Struct("!HHIIBBHHHBBBBII")
 TS_SEGMENT_OFFSET = (5 + 3) << 4  # its data-offset byte: 8 words
+# A SYN's options when it offers everything: MSS (kind, length, value),
+# SACK-permitted then timestamps (kind, length, kind, length, TSval, TSecr), NOP then
+# window scale (NOP, kind, length, shift) -- Linux's layout, and what encode emits.
+_ALL_SYN_OPTIONS = struct.Struct("!BBHBBBBIIBBBB")
+_ALL_SYN_KINDS = (OPT_MSS, 4, OPT_SACK_PERMITTED, 2, OPT_TIMESTAMPS, 10, OPT_NOP, OPT_WSCALE, 3)
 PLAIN_OFFSET = 5 << 4  # ... and that of a header without options
 HEADER = _HEADER
 
@@ -234,6 +239,14 @@ def decode(data: bytes | bytearray | memoryview, *, verify_checksum: bool = True
         nop1, nop2, kind, length, ts_val, ts_ecr = _TS_AFTER_2.unpack_from(data, HEADER_LEN)
         if (nop1, nop2, kind, length) == (OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10):
             seg.ts_val, seg.ts_ecr = ts_val, ts_ecr
+            return seg
+    elif header_len == HEADER_LEN + _ALL_SYN_OPTIONS.size:
+        # Fast path for the usual SYN and SYN-ACK: every option, in encode's order.
+        opts = _ALL_SYN_OPTIONS.unpack_from(data, HEADER_LEN)
+        if opts[:2] + opts[3:7] + opts[9:12] == _ALL_SYN_KINDS:
+            seg.mss, seg.ts_val, seg.ts_ecr = opts[2], opts[7], opts[8]
+            seg.sack_permitted = True
+            seg.wscale = min(opts[12], MAX_WSCALE)  # RFC 7323 2.3: clamp, as below
             return seg
     if header_len > HEADER_LEN:
         _parse_options(data, header_len, seg)

@@ -18,6 +18,10 @@ class State(enum.Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # By identity, as members compare: Enum's own __hash__ is a Python call, and
+    # every transition looks a state up in TRANSITIONS and _CAN_SEND-like sets.
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 

@@ -31,6 +31,23 @@ async def test_rfc9293_3_6_client_closes_first(stack: Stack) -> None:
         await server.wait_closed()
 
 
+async def test_the_transport_lets_go_of_its_protocol_after_connection_lost(
+    stack: Stack,
+) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        server, client, accepted = await accept_one(stack)
+        assert client.transport is not None and accepted.transport is not None
+        assert client.transport.get_protocol() is client
+        client.transport.close()
+        await client.lost
+        await accepted.lost
+        await asyncio.sleep(0)
+        assert client.transport.get_protocol() is None
+        assert accepted.transport.get_protocol() is None
+        server.close()
+        await server.wait_closed()
+
+
 async def test_rfc9293_3_6_server_closes_first(stack: Stack) -> None:
     async with asyncio.timeout(TIMEOUT):
         server, client, accepted = await accept_one(stack)
