@@ -36,7 +36,7 @@ from .common import (
 )
 from .procs import WorkerError
 from .runner import Plan, Team, run_plan
-from .stacks import cpu_seconds, open_stream, serve_streams, udp_socket
+from .stacks import StreamConn, cpu_seconds, open_stream, serve_streams, udp_socket
 
 NAME = "bulk"
 DEFAULT_SIZE = 64 * MIB
@@ -154,22 +154,11 @@ class BulkClient:
 
     async def _send_stream(self, port: int) -> dict[str, Any]:
         conn = await open_stream(self.impl, port, self.datagram_size)
-        chunk = bytes(CHUNK)
-        writer = conn.writer
         started, cpu_start = time.perf_counter(), cpu_seconds()
-        full, rest = divmod(self.size, CHUNK)
-        for _ in range(full):
-            writer.write(chunk)
-            await writer.drain()
-        if rest:
-            writer.write(chunk[:rest])
-        writer.write_eof()
-        await writer.drain()
-        answer = await conn.reader.read()
+        answer = await send_then_eof(conn, self.size)
         elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu_start
         await conn.aclose()
-        if answer != b"k":
-            raise RuntimeError(f"the receiver answered {answer!r}")
+        check_answer(answer)
         return {"seconds": elapsed, "cpu_s": cpu, "bytes": self.size, "lost": 0}
 
     async def _send_udp(self, port: int) -> dict[str, Any]:
@@ -190,6 +179,27 @@ class BulkClient:
             sender.stop()
             transport.close()
         return {"seconds": elapsed, "cpu_s": cpu, "bytes": need * size, "lost": sender.written_off}
+
+
+async def send_then_eof(conn: StreamConn, size: int) -> bytes:
+    """Write ``size`` bytes in CHUNK-sized writes, each drained, then EOF; return
+    what the receiver answers once it has read everything (BulkServer: b"k")."""
+    writer = conn.writer
+    chunk = bytes(CHUNK)
+    full, rest = divmod(size, CHUNK)
+    for _ in range(full):
+        writer.write(chunk)
+        await writer.drain()
+    if rest:
+        writer.write(chunk[:rest])
+    writer.write_eof()
+    await writer.drain()
+    return await conn.reader.read()
+
+
+def check_answer(answer: bytes) -> None:
+    if answer != b"k":
+        raise RuntimeError(f"the receiver answered {answer!r}")
 
 
 class _UdpSender(asyncio.DatagramProtocol):

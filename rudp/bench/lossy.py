@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..testing import Impairment, ImpairmentRelay
-from .bulk import CHUNK, BulkServer
+from .bulk import CHUNK, BulkServer, check_answer, send_then_eof
 from .common import (
     HOST,
     KIB,
@@ -144,28 +144,18 @@ class LossyClient:
         stats = writer.transport.get_extra_info("rudp_stats")
         samples: dict[str, list[float]] = collections.defaultdict(list)
         sampler = None
-        chunk = bytes(CHUNK)
         started, cpu_start = time.perf_counter(), cpu_seconds()
         if stats is not None and message.get("trace"):
             sampler = asyncio.ensure_future(_sample(stats, started, samples))
         try:
-            full, rest = divmod(self.size, CHUNK)
-            for _ in range(full):
-                writer.write(chunk)
-                await writer.drain()
-            if rest:
-                writer.write(chunk[:rest])
-            writer.write_eof()
-            await writer.drain()
-            answer = await conn.reader.read()
+            answer = await send_then_eof(conn, self.size)
             elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu_start
         finally:
             if sampler is not None:
                 sampler.cancel()
         counters = stats.as_dict() if stats is not None else None
         await conn.aclose()
-        if answer != b"k":
-            raise RuntimeError(f"the receiver answered {answer!r}")
+        check_answer(answer)
         return {
             "seconds": elapsed,
             "cpu_s": cpu,
