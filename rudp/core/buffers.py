@@ -12,47 +12,39 @@ from __future__ import annotations
 import bisect
 
 
-class SendBuffer:
-    __slots__ = ("_data",)
+class SendBuffer(bytearray):
+    """A bytearray (appending with ``+=`` and deleting from the front are both
+    amortised O(1); ``len`` and ``+=`` cost no Python call, and they run for every
+    segment) with the operations the connection names."""
 
-    def __init__(self) -> None:
-        # bytearray: appending and deleting from the front are both amortised O(1).
-        self._data = bytearray()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def append(self, data: bytes | bytearray | memoryview) -> None:
-        self._data += data
+    __slots__ = ()
 
     def peek(self, offset: int, size: int) -> bytes:
         """Copy of ``size`` bytes starting ``offset`` bytes after the oldest one."""
-        return bytes(self._data[offset : offset + size])
+        return bytes(self[offset : offset + size])
 
     def view(self) -> memoryview:
         """The buffered bytes without a copy.  Release it (``with``) before the
         buffer changes: a bytearray cannot resize while viewed."""
-        return memoryview(self._data)
+        return memoryview(self)
 
     def consume(self, size: int) -> None:
         """Forget the ``size`` oldest bytes (they were acknowledged)."""
-        del self._data[:size]
-
-    def clear(self) -> None:
-        self._data.clear()
+        del self[:size]
 
 
 class ReceiveBuffer:
     """Positions are stream offsets (0 = first data byte), so no sequence wrap here."""
 
-    __slots__ = ("capacity", "delivered_end", "_ready", "_ooo_starts", "_ooo_data", "_ooo_bytes")
+    __slots__ = ("capacity", "delivered_end", "ready", "_ooo_starts", "_ooo_data", "_ooo_bytes")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         # Stream offset one past the last in-order byte received.
         self.delivered_end = 0
-        # In-order bytes the application has not taken (reading paused).
-        self._ready = bytearray()
+        # In-order bytes the application has not taken (reading paused); the
+        # connection reads its length directly for every segment it sends.
+        self.ready = bytearray()
         # Out-of-order pieces: sorted, disjoint, never adjacent to delivered_end.
         self._ooo_starts: list[int] = []
         self._ooo_data: list[bytes] = []
@@ -60,7 +52,7 @@ class ReceiveBuffer:
 
     @property
     def unread(self) -> int:
-        return len(self._ready)
+        return len(self.ready)
 
     @property
     def out_of_order_bytes(self) -> int:
@@ -71,7 +63,8 @@ class ReceiveBuffer:
         return bool(self._ooo_starts)
 
     def free_space(self) -> int:
-        return max(self.capacity - len(self._ready), 0)
+        free = self.capacity - len(self.ready)
+        return free if free > 0 else 0
 
     def insert(self, start: int, data: bytes) -> int:
         """Store ``data`` at stream offset ``start`` (>= delivered_end, trimmed by the
@@ -79,26 +72,26 @@ class ReceiveBuffer:
         end = start + len(data)
         if start == self.delivered_end and not self._ooo_starts:
             # Fast path: the next bytes, nothing waiting behind them.
-            self._ready += data
+            self.ready += data
             self.delivered_end = end
             return len(data)
         self._store_out_of_order(start, data)
         return self._pull_in_order()
 
-    def append(self, data: bytes | memoryview) -> None:
+    def append(self, data: bytes | bytearray | memoryview) -> None:
         """The next in-order bytes, when nothing waits out of order (the caller
         checked ``has_gaps``)."""
-        self._ready += data
+        self.ready += data
         self.delivered_end += len(data)
 
     def take(self, limit: int | None = None) -> bytes:
         """Hand in-order bytes to the application."""
-        if limit is None or limit >= len(self._ready):
-            out = bytes(self._ready)
-            self._ready.clear()
+        if limit is None or limit >= len(self.ready):
+            out = bytes(self.ready)
+            self.ready.clear()
         else:
-            out = bytes(self._ready[:limit])
-            del self._ready[:limit]
+            out = bytes(self.ready[:limit])
+            del self.ready[:limit]
         return out
 
     def ranges(self) -> list[tuple[int, int]]:
@@ -147,7 +140,7 @@ class ReceiveBuffer:
             self._ooo_bytes -= len(piece)
             skip = self.delivered_end - start
             if skip < len(piece):
-                self._ready += piece[skip:]
+                self.ready += piece[skip:]
                 gained += len(piece) - skip
                 self.delivered_end = start + len(piece)
         return gained

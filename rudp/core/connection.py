@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, replace
+from math import trunc
 from typing import Any
 
 from . import congestion
@@ -40,7 +41,6 @@ from .segment import (
     PSH,
     RST,
     SYN,
-    TS_SEGMENT,
     TS_SEGMENT_OFFSET,
     Segment,
     decode,
@@ -92,6 +92,21 @@ _FULL_SYN_OFFSET = (_FULL_SYN.size // 4) << 4
 _MSS_KIND_LEN = (2, 4)
 _SACKOK_TS_KINDS = (4, 2, 8, 10)
 _NOP_WSCALE_KINDS = (1, 3, 3)
+# TS_SEGMENT with its four option-kind bytes (NOP NOP TS 10) as one word:
+# header prediction compares them at once, and packing needs no tuple of them.
+_TS_WORDS = struct.Struct("!HHIIBBHHHIII")
+_NOP_NOP_TS_WORD = 0x0101080A
+_TS_LEN = _TS_WORDS.size
+_ACK_PSH = ACK | PSH
+# The fields header prediction reads (ports, checksum and urgent pointer skipped).
+_TS_PREDICTED = struct.Struct("!4xIIBBH4xIII")
+_PLAIN_PREDICTED = struct.Struct("!4xIIBBH4x")
+# The states tested on every call (an Enum member lookup costs a dict search).
+_ESTABLISHED = State.ESTABLISHED
+_CLOSED = State.CLOSED
+_LISTEN = State.LISTEN
+_SYN_SENT = State.SYN_SENT
+_SYN_RECEIVED = State.SYN_RECEIVED
 
 
 @dataclass(slots=True)
@@ -362,11 +377,17 @@ class Connection:
             if event is not _DATA_READY:
                 return event
             self._data_queued = False
-            if self._rcv_buffer.unread:
-                data = self._rcv_buffer.take()
+            buffer = self._rcv_buffer
+            # buffer.take(), written out: this runs for every read.
+            data = bytes(buffer.ready)
+            if data:
+                buffer.ready.clear()
                 self.stats.bytes_delivered += len(data)
-                clamp = min(self._rcv_buffer.capacity, 0xFFFF << self.rcv_wscale)
-                if 2 * seq_sub(self._rcv_adv_edge, self.rcv_nxt) <= clamp:
+                clamp = 0xFFFF << self.rcv_wscale
+                if buffer.capacity < clamp:
+                    clamp = buffer.capacity
+                window = ((self._rcv_adv_edge - self.rcv_nxt + HALF) & SEQ_MASK) - HALF
+                if 2 * window <= clamp:
                     # As Linux's tcp_cleanup_rbuf: reading reopened a window that
                     # had closed to half or less; say so if it grew enough.
                     self._maybe_window_update()
@@ -418,7 +439,7 @@ class Connection:
             raise LocalProtocolError(f"cannot send in state {self.state} (after shutdown?)")
         if not data:
             return
-        self._send_buffer.append(data)
+        self._send_buffer += data
         if len(self._send_buffer) > self._high_water:
             self._above_high_water = True
 
@@ -507,7 +528,7 @@ class Connection:
     # ---------------------------------------------------------------- inputs
     def receive_datagram(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """One datagram from the peer.  Never raises on its content."""
-        if self.state is State.ESTABLISHED and self._receive_predicted(data, now):
+        if self.state is _ESTABLISHED and self._receive_predicted(data, now):
             return
         try:
             if len(data) > MAX_DATAGRAM:
@@ -542,39 +563,43 @@ class Connection:
         takes exactly the steps of RFC 9293 3.10.7.4 that such a segment needs,
         without building a Segment.  Anything else -- or a bad checksum, to be
         counted there -- returns False having changed nothing, for the general path.
+
+        Sequence arithmetic is written out here (it runs for every segment):
+        ``(a - b) & SEQ_MASK`` is seq.py's distance, ``< HALF`` meaning ahead.
         """
+        length = len(data)
         if self.timestamps_enabled:
-            if len(data) < TS_SEGMENT.size:
+            if length < _TS_LEN:
                 return False
-            (_, _, seq, ack, offset, flags, window, _, _, nop1, nop2, kind, length, ts_val,
-             ts_ecr) = TS_SEGMENT.unpack_from(data)
-            if offset != TS_SEGMENT_OFFSET or (nop1, nop2, kind, length) != _NOP_NOP_TS:
+            seq, ack, offset, flags, window, kinds, ts_val, ts_ecr = _TS_PREDICTED.unpack_from(data)
+            if offset != TS_SEGMENT_OFFSET or kinds != _NOP_NOP_TS_WORD:
                 return False
             if ((ts_val - self._ts_recent) & SEQ_MASK) >= HALF:
                 return False  # RFC 7323 (5.3 R1): PAWS decides
-            header_len = TS_SEGMENT.size
+            header_len = _TS_LEN
         else:
-            if len(data) < HEADER.size:
+            if length < HEADER_LEN:
                 return False
-            _, _, seq, ack, offset, flags, window, _, _ = HEADER.unpack_from(data)
+            seq, ack, offset, flags, window = _PLAIN_PREDICTED.unpack_from(data)
             if offset != PLAIN_OFFSET:
                 return False
             ts_val = ts_ecr = None
-            header_len = HEADER.size
-        if flags | PSH != ACK | PSH or seq != self.rcv_nxt:
+            header_len = HEADER_LEN
+        if flags | PSH != _ACK_PSH or seq != self.rcv_nxt:
             return False
-        size = len(data) - header_len
-        # Acceptable (RFC 9293 3.10.7.4 first) and wholly inside the window.
-        if size > seq_sub(self._rcv_adv_edge, seq) or len(data) > MAX_DATAGRAM:
+        size = length - header_len
+        # Acceptable (RFC 9293 3.10.7.4 first) and wholly inside the window:
+        # seq_sub(RCV.NXT + RCV.WND, seq).
+        if size > ((self._rcv_adv_edge - seq + HALF) & SEQ_MASK) - HALF or length > MAX_DATAGRAM:
             return False
         board = self._scoreboard
-        acked = seq_sub(ack, self.snd_una)
+        acked = ((ack - self.snd_una + HALF) & SEQ_MASK) - HALF
         if acked == 0:
             if not size:
                 return False  # a duplicate ACK or a window update
         elif (
             acked < 0
-            or seq_gt(ack, self.snd_max)
+            or 0 < ((ack - self.snd_max) & SEQ_MASK) < HALF  # beyond SND.MAX
             or self._in_recovery
             or board.lost_bytes
             or board.sacked_bytes
@@ -587,9 +612,13 @@ class Connection:
         ):
             return False
         # RFC 9293 3.10.7.4 fifth: the window, unless an older segment set it (one
-        # ahead of a gap may have).
+        # ahead of a gap may have): SND.WL1 < seq, or SND.WL1 = seq and SND.WL2 <= ack.
         wl1 = self.snd_wl1
-        update_window = seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.snd_wl2, ack))
+        if wl1 == seq:
+            wl2_ahead = (self.snd_wl2 - ack) & SEQ_MASK
+            update_window = wl2_ahead == 0 or wl2_ahead >= HALF
+        else:
+            update_window = ((wl1 - seq) & SEQ_MASK) >= HALF
         snd_wnd = window << self.snd_wscale
         if (update_window and not snd_wnd) or self._pmtud_probe is not None:
             return False
@@ -600,14 +629,57 @@ class Connection:
         if self.keepalive_at is not None:
             self._keepalive_probes_sent = 0
             self.keepalive_at = now + self.config.keepalive_idle
-        if ts_val is not None and seq_le(seq, self._last_ack_sent):
-            self._ts_recent = ts_val  # RFC 7323 (4.3)
-            self._ts_recent_at = now
+        if ts_val is not None:
+            behind = (seq - self._last_ack_sent) & SEQ_MASK
+            if behind == 0 or behind >= HALF:  # seq <= the last ACK we sent
+                self._ts_recent = ts_val  # RFC 7323 (4.3)
+                self._ts_recent_at = now
         # Fifth: the ACK field.
         if acked:
-            self._on_new_ack(ack, ts_ecr, acked, now)
-        if board.outstanding:
-            self._detect_losses(now)
+            # _on_new_ack's steps for an ACK outside recovery and any tail loss
+            # probe episode, with nothing SACKed, lost or resent on the scoreboard
+            # (less those that cannot apply), written out.
+            flight = board.sent_end - board.acked
+            snd_max = self.snd_max
+            newly = board.ack_all(now) if ack == snd_max else board.ack(self._offset(ack), now)
+            # _consume_acked_data(ack), written out.
+            start = self._buffer_start
+            freed = ((ack - start + HALF) & SEQ_MASK) - HALF
+            if freed > 0:
+                buffer = self._send_buffer
+                if freed > len(buffer):
+                    freed = len(buffer)  # (the FIN is not in the buffer)
+                if freed:
+                    buffer.consume(freed)
+                    self._buffer_start = (start + freed) & SEQ_MASK
+                    self._buffer_offset += freed
+                    self.stats.bytes_acked += freed
+            self.snd_una = ack
+            self._sample_rtt(ts_ecr, ack, now)
+            if self._cwnd_limited(flight):
+                self.cc.on_ack(newly, now, self.rtt.srtt)
+            self._dupacks = 0
+            self._lt_bytes = 0
+            self._tlp_allowed = True
+            self._consecutive_timeouts = 0
+            # RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
+            if ack == snd_max:
+                self.rto_at = self.tlp_at = self.rack_at = None
+                self.give_up_at = None
+            else:
+                self.rto_at = now + self.rtt.rto
+                self.give_up_at = now + self.config.user_timeout
+                self._arm_tlp(now)
+            if self._above_high_water and len(self._send_buffer) <= self._low_water:
+                self._above_high_water = False
+                self._events.append(WritableAgain())
+        if board.sent_end != board.acked:
+            if board.sacked_bytes or board.lost_bytes or board.retransmitted_out:
+                self._detect_losses(now)
+            elif self.sack_permitted:
+                # What _detect_losses concludes when nothing was SACKed or resent:
+                # no loss (RFC 6675 4 IsLost, RFC 8985 6.2) and no RACK timer.
+                self.rack_at = None
         if update_window:
             self.snd_wnd = snd_wnd
             self.snd_wl1 = seq
@@ -618,16 +690,27 @@ class Connection:
             self._persist_backoff = 1
         # Seventh: the text, in order with nothing waiting behind it.
         if size:
-            self._rcv_buffer.append(memoryview(data)[header_len:])
+            # A slice copies and a view does not, but the view costs more below
+            # some 16 KiB.
+            self._rcv_buffer.append(
+                data[header_len:] if size < 16384 else memoryview(data)[header_len:]
+            )
             stats.bytes_received += size
-            self.rcv_nxt = seq_add(seq, size)
+            self.rcv_nxt = (seq + size) & SEQ_MASK
             if flags & PSH and self._reading:
                 # As the general path: an ACK due now for a reader that waits.
                 self._segs_since_ack += 1
                 self.delayed_ack_at = now
             else:
                 self._schedule_ack(now)
-            self._deliver()
+            # _deliver(), whose first step is all the usual case needs: the
+            # buffer holds unread bytes now.
+            if self._reading and not self._terminated:
+                if not self._data_queued:
+                    self._data_queued = True
+                    self._events.append(_DATA_READY)
+                if self._fin_received or self._termination_pending is not None:
+                    self._deliver()
         return True
 
     def handle_timer(self, now: float) -> None:
@@ -686,26 +769,31 @@ class Connection:
             self.stats.segments_sent += len(self._resets)
             self._resets.clear()
         state = self.state
-        if state is State.CLOSED or state is State.LISTEN:
+        if state is _CLOSED or state is _LISTEN:
             self._ack_now = self._probe_now = False
             return out
-        if state is State.SYN_SENT or state is State.SYN_RECEIVED:
+        if state is _SYN_SENT or state is _SYN_RECEIVED:
             if self.snd_nxt == self.iss:
                 self._send_syn(now, out)
         else:
             if self._scoreboard.lost_bytes:
                 self._send_lost(now, out)
-            probe, self._tlp_resend = self._tlp_resend, None
-            if probe is not None and probe.end > self._scoreboard.acked and not probe.sacked:
-                # (An ACK that arrived since the probe was decided may cover it.)
-                self._resend(probe, now, out)
-            self._send_new_data(now, out, probe=self._tlp_new_data, limit=limit)
-            self._tlp_new_data = False
+            probe = self._tlp_resend
+            if probe is not None:
+                self._tlp_resend = None
+                if probe.end > self._scoreboard.acked and not probe.sacked:
+                    # (An ACK that arrived since the probe was decided may cover it.)
+                    self._resend(probe, now, out)
+            if self._tlp_new_data:
+                self._tlp_new_data = False
+                self._send_new_data(now, out, probe=True, limit=limit)
+            else:
+                self._send_new_data(now, out, False, limit)
             if self._probe_now:
                 # The persist timer fired and no data could go: probe the window.
                 self._probe_now = False
                 self._send_window_probe(now, out)
-        if self._ack_now and state is not State.SYN_SENT:
+        if self._ack_now and state is not _SYN_SENT:
             out.append(self._make_ack(now))
         return out
 
@@ -1195,7 +1283,9 @@ class Connection:
             self._ack_now = True
 
     def _sws_threshold(self) -> int:
-        return min(self._rcv_buffer.capacity // 2, self.config.max_segment_size - HEADER_LEN)
+        half_buffer = self._rcv_buffer.capacity // 2
+        segment = self.config.max_segment_size - HEADER_LEN
+        return half_buffer if half_buffer < segment else segment
 
     # ========================================================== sending
     def _send_syn(self, now: float, out: list[bytes]) -> None:
@@ -1248,25 +1338,32 @@ class Connection:
             self.rto_at = now + self.rtt.rto
 
     def _send_new_data(
-        self, now: float, out: list[bytes], *, probe: bool = False, limit: int | None = None
+        self, now: float, out: list[bytes], probe: bool = False, limit: int | None = None
     ) -> None:
         """Send unsent data (and the FIN) as the windows allow, up to about
         ``limit`` segments.  ``probe``: a tail loss probe (RFC 8985 7.3) may send
         one segment beyond the windows."""
-        buffer_seq = self._buffer_seq()
+        buffer_seq = self._buffer_start
         buffered = len(self._send_buffer)
-        if buffered <= seq_sub(self.snd_nxt, buffer_seq) and not self._fin_queued:
+        # seq_sub(SND.NXT, buffer_seq): the first unsent byte's buffer offset.
+        unsent = ((self.snd_nxt - buffer_seq + HALF) & SEQ_MASK) - HALF
+        if buffered <= unsent and not self._fin_queued:
             return  # nothing new to send (most calls, on a connection that echoes)
         mss = self.snd_mss
         sent_any = False
-        burst = 0 if probe else self._burst_size(buffered - seq_sub(self.snd_nxt, buffer_seq))
+        burst = 0 if probe else self._burst_size(buffered - unsent)
         if burst:
             if limit is not None and burst > limit * mss:
                 # The owner takes this batch and asks again for the rest.
-                self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), limit * mss)
+                self._send_burst(now, out, unsent, limit * mss)
                 self._arm_tlp(now)
                 return
-            self._send_burst(now, out, seq_sub(self.snd_nxt, buffer_seq), burst)
+            self._send_burst(now, out, unsent, burst)
+            if burst == buffered - unsent and not self._fin_queued:
+                # All sent, and no FIN to follow: the loop below would find
+                # nothing to do.
+                self._arm_tlp(now)
+                return
             sent_any = True
         while True:
             offset = seq_sub(self.snd_nxt, buffer_seq)
@@ -1323,10 +1420,21 @@ class Connection:
         segments, and a last shorter one when it empties the buffer.  0 when some
         segment needs the general loop's decisions (pacing, path MTU probes,
         limited transmit, a FIN, silly-window or Nagle holding a short one back)."""
-        if self.pmtud is not None or self.config.pacing or self._limited_transmit():
+        if self.pmtud is not None or self.config.pacing:
             return 0
+        dupacks = self._dupacks
+        if not self.sack_permitted and 0 < dupacks < DUPACK_THRESHOLD and not self._in_recovery:
+            return 0  # _limited_transmit() is not 0
         mss = self.snd_mss
-        size = min(remaining, self._usable_window())
+        # _usable_window(), written out: cwnd less pipe, and the receiver's room.
+        board = self._scoreboard
+        pipe = board.sent_end - board.acked - board.sacked_bytes - board.lost_bytes
+        room = ((self.snd_una + self.snd_wnd - self.snd_nxt + HALF) & SEQ_MASK) - HALF
+        size = self.cc.cwnd - pipe
+        if room < size:
+            size = room
+        if remaining < size:
+            size = remaining
         if size < remaining:
             size -= size % mss  # a short segment here: the loop's SWS avoidance decides
         elif size % mss and self.config.nagle and (size > mss or self.snd_nxt != self.snd_una):
@@ -1334,7 +1442,7 @@ class Connection:
         if self._fin_queued and size == remaining:
             # The last segment carries the FIN: the general loop sends it.
             size -= size % mss or mss
-        return max(size, 0)
+        return size if size > 0 else 0
 
     def _send_burst(self, now: float, out: list[bytes], offset: int, size: int) -> None:
         """``size`` bytes of new data from buffer ``offset``, in full-sized segments
@@ -1343,43 +1451,23 @@ class Connection:
         in between), headers packed from one template, one scoreboard and
         statistics update."""
         mss = self.snd_mss
-        window = self._advertise_window()
-        rcv_nxt = self._last_ack_sent = self.rcv_nxt
-        self._ack_now = False
-        self._segs_since_ack = 0
-        self.delayed_ack_at = None
-        ports = (self.local_port, self.remote_port)
-        if self.timestamps_enabled:
-            template = TS_SEGMENT
-            options: tuple[int, ...] = (*_NOP_NOP_TS, self._ts_now(now), self._ts_recent)
-            offset_byte = TS_SEGMENT_OFFSET
-        else:
-            template, options, offset_byte = HEADER, (), PLAIN_OFFSET
-        pack_into = template.pack_into
-        header_len = template.size
-        checksum = self._fill_checksum
+        buffer = self._send_buffer
         end = offset + size
-        last_flags = ACK | PSH if len(self._send_buffer) == end else ACK
+        last_flags = _ACK_PSH if len(buffer) == end else ACK
         seq = self.snd_nxt
-        append = out.append
-        with self._send_buffer.view() as data:
-            for start in range(offset, end, mss):
-                stop = min(start + mss, end)
-                flags = last_flags if stop == end else ACK
-                datagram = bytearray(header_len + stop - start)
-                pack_into(datagram, 0, *ports, seq, rcv_nxt, offset_byte, flags, window, 0, 0,
-                          *options)
-                datagram[header_len:] = data[start:stop]
-                if checksum:
-                    CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
-                append(bytes(datagram))
-                seq = (seq + stop - start) & SEQ_MASK
-        count = -(-size // mss)
         start = self._buffer_offset + offset
-        self._scoreboard.on_sent_many(start, start + size, mss, now)
-        stats = self.stats
-        stats.bytes_sent += size
-        stats.segments_sent += count
+        if size <= mss:
+            # One segment (a request or a reply): packed as the general path would.
+            out.append(self._pack_with_ack(seq, last_flags, buffer[offset:end], now))
+            self._scoreboard.on_sent(start, start + size, now)
+            self.stats.bytes_sent += size
+            seq = (seq + size) & SEQ_MASK
+        else:
+            seq = self._pack_burst(now, out, offset, end, last_flags)
+            self._scoreboard.on_sent_many(start, start + size, mss, now)
+            stats = self.stats
+            stats.bytes_sent += size
+            stats.segments_sent += -(-size // mss)
         self.cc.on_sent(size, now)
         if self._rtt_seq is None and not self.timestamps_enabled:
             self._rtt_seq = self.snd_nxt
@@ -1392,6 +1480,43 @@ class Connection:
         self._persist_backoff = 1
         self._probe_now = False
         self.snd_nxt = self.snd_max = seq
+
+    def _pack_burst(
+        self, now: float, out: list[bytes], offset: int, end: int, last_flags: int
+    ) -> int:
+        """The segments of _send_burst, from buffer ``offset`` to ``end``; returns
+        the sequence number after them."""
+        mss = self.snd_mss
+        window = self._advertise_window()
+        rcv_nxt = self._last_ack_sent = self.rcv_nxt
+        self._ack_now = False
+        self._segs_since_ack = 0
+        self.delayed_ack_at = None
+        ports = (self.local_port, self.remote_port)
+        if self.timestamps_enabled:
+            template = _TS_WORDS
+            options: tuple[int, ...] = (_NOP_NOP_TS_WORD, self._ts_now(now), self._ts_recent)
+            offset_byte = TS_SEGMENT_OFFSET
+        else:
+            template, options, offset_byte = HEADER, (), PLAIN_OFFSET
+        pack_into = template.pack_into
+        header_len = template.size
+        checksum = self._fill_checksum
+        seq = self.snd_nxt
+        append = out.append
+        with self._send_buffer.view() as data:
+            for start in range(offset, end, mss):
+                stop = start + mss if start + mss < end else end
+                flags = last_flags if stop == end else ACK
+                datagram = bytearray(header_len + stop - start)
+                pack_into(datagram, 0, *ports, seq, rcv_nxt, offset_byte, flags, window, 0, 0,
+                          *options)
+                datagram[header_len:] = data[start:stop]
+                if checksum:
+                    CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
+                append(bytes(datagram))
+                seq = (seq + stop - start) & SEQ_MASK
+        return seq
 
     def _send_lost(self, now: float, out: list[bytes]) -> None:
         """RFC 6675 (4, NextSeg rule 1): resend segments presumed lost, oldest
@@ -1523,20 +1648,26 @@ class Connection:
         if (
             not (self.sack_permitted and self._tlp_allowed)
             or self._in_recovery
-            or seq_lt(self.snd_una, self._recover)  # still repairing after an RTO
+            # seq_lt(SND.UNA, recover): still repairing after an RTO
+            or ((self.snd_una - self._recover) & SEQ_MASK) >= HALF
         ):
             return
-        if self.rtt.srtt is None:
+        srtt = self.rtt.srtt
+        board = self._scoreboard
+        if srtt is None:
             pto = 1.0  # TLP_calc_PTO: one second before any RTT sample
-        elif self._scoreboard.outstanding <= self.snd_mss:
-            pto = 2 * self.rtt.srtt + WORST_CASE_DELAYED_ACK
+        elif board.sent_end - board.acked <= self.snd_mss:
+            pto = 2 * srtt + WORST_CASE_DELAYED_ACK
         else:
             # Linux adds TCP_TIMEOUT_MIN and keeps 10 ms at least: on a fast
             # path a few scheduling delays would otherwise fire needless probes.
-            pto = max(2 * self.rtt.srtt + PTO_SLACK, MIN_PTO)
+            pto = 2 * srtt + PTO_SLACK
+            if pto < MIN_PTO:
+                pto = MIN_PTO
         at = now + pto
-        if self.rto_at is not None and at > self.rto_at:
-            at = self.rto_at  # RFC 8985 (7.2): never later than the RTO
+        rto_at = self.rto_at
+        if rto_at is not None and at > rto_at:
+            at = rto_at  # RFC 8985 (7.2): never later than the RTO
         self.tlp_at = at
 
     def _on_probe_timeout(self, now: float) -> None:
@@ -1602,7 +1733,7 @@ class Connection:
         )
 
     def _pack_with_ack(
-        self, seq: int, flags: int, payload: bytes | memoryview, now: float
+        self, seq: int, flags: int, payload: bytes | bytearray | memoryview, now: float
     ) -> bytes:
         """What _finish_with_ack and encode() make of an ACK-bearing segment with
         no option but timestamps, packed from the header template as _send_burst
@@ -1612,26 +1743,29 @@ class Connection:
         self._ack_now = False
         self._segs_since_ack = 0
         self.delayed_ack_at = None
+        # Packed whole, header then payload, as bytes: cheaper than filling a
+        # bytearray.  With checksums, the header is packed again around the sum.
+        src, dst = self.local_port, self.remote_port
         if self.timestamps_enabled:
-            header_len = TS_SEGMENT.size
-            datagram = bytearray(header_len + len(payload))
-            TS_SEGMENT.pack_into(
-                datagram, 0, self.local_port, self.remote_port, seq, ack, TS_SEGMENT_OFFSET,
-                flags, window, 0, 0, *_NOP_NOP_TS, self._ts_now(now), self._ts_recent,
-            )
+            ts_val = (trunc(now * TS_HZ) + self._ts_offset) & SEQ_MASK  # _ts_now(now)
+            ts_ecr = self._ts_recent
+            datagram = _TS_WORDS.pack(
+                src, dst, seq, ack, TS_SEGMENT_OFFSET, flags, window, 0, 0, _NOP_NOP_TS_WORD,
+                ts_val, ts_ecr,
+            ) + payload
+            if self._fill_checksum:
+                datagram = _TS_WORDS.pack(
+                    src, dst, seq, ack, TS_SEGMENT_OFFSET, flags, window,
+                    internet_checksum(datagram), 0, _NOP_NOP_TS_WORD, ts_val, ts_ecr,
+                ) + payload
         else:
-            header_len = HEADER.size
-            datagram = bytearray(header_len + len(payload))
-            HEADER.pack_into(
-                datagram, 0, self.local_port, self.remote_port, seq, ack, PLAIN_OFFSET, flags,
-                window, 0, 0,
-            )
-        if payload:
-            datagram[header_len:] = payload
-        if self._fill_checksum:
-            CHECKSUM_FIELD.pack_into(datagram, CHECKSUM_OFFSET, internet_checksum(datagram))
+            datagram = HEADER.pack(src, dst, seq, ack, PLAIN_OFFSET, flags, window, 0, 0) + payload
+            if self._fill_checksum:
+                datagram = HEADER.pack(
+                    src, dst, seq, ack, PLAIN_OFFSET, flags, window, internet_checksum(datagram), 0
+                ) + payload
         self.stats.segments_sent += 1
-        return bytes(datagram)
+        return datagram
 
     def _finish_with_ack(self, seg: Segment, now: float) -> bytes:
         """Fill the window and timestamps of an ACK-bearing segment and encode it."""
@@ -1658,19 +1792,29 @@ class Connection:
 
     def _advertise_window(self) -> int:
         """RCV.WND for the segment being sent, as the 16-bit field (RFC 7323 2.3)."""
-        free_edge = seq_add(self.rcv_nxt, self._rcv_buffer.free_space())
-        grown = seq_sub(free_edge, self._rcv_adv_edge)
+        # (Sequence arithmetic written out: this runs for every segment sent.)
+        rcv_nxt = self.rcv_nxt
+        buffer = self._rcv_buffer
+        unread = len(buffer.ready)
+        free = buffer.capacity - unread  # free_space()
+        free_edge = (rcv_nxt + (free if free > 0 else 0)) & SEQ_MASK
+        edge = self._rcv_adv_edge
+        grown = ((free_edge - edge + HALF) & SEQ_MASK) - HALF  # seq_sub
         # RFC 9293 3.8.6.2.2: move the right edge only by a worthwhile amount, and
         # never back (shrinking the window is discouraged).
-        if grown >= self._sws_threshold() or (grown > 0 and self._rcv_buffer.unread == 0):
-            self._rcv_adv_edge = free_edge
-        window = max(seq_sub(self._rcv_adv_edge, self.rcv_nxt), 0)
+        if grown > 0 and (unread == 0 or grown >= self._sws_threshold()):
+            edge = free_edge
+        window = ((edge - rcv_nxt + HALF) & SEQ_MASK) - HALF
+        if window < 0:
+            window = 0
         # Round up, as Linux does: rounding down would pull back the right edge
         # we already promised.  The overshoot is under 2**rcv_wscale bytes.
         shift = self.rcv_wscale
-        field = min((window + (1 << shift) - 1) >> shift, 0xFFFF)
+        field = (window + (1 << shift) - 1) >> shift
+        if field > 0xFFFF:
+            field = 0xFFFF
         # What the peer will compute from the field is what we promised.
-        self._rcv_adv_edge = seq_add(self.rcv_nxt, field << shift)
+        self._rcv_adv_edge = (rcv_nxt + (field << shift)) & SEQ_MASK
         return field
 
     def _usable_window(self) -> int:
@@ -1761,27 +1905,27 @@ class Connection:
             # retransmission: after a lost ACK the peer re-acknowledges with the
             # original's timestamp, and the sample would include the whole RTO
             # wait (Karn's idea, applied to timestamps; Linux guards likewise).
-            if self._ts_retransmitted is not None and seq_lt(
-                ts_ecr, self._ts_retransmitted
-            ):
+            retransmitted = self._ts_retransmitted
+            if retransmitted is not None and ((ts_ecr - retransmitted) & SEQ_MASK) >= HALF:
                 return
-            rtt = ((self._ts_now(now) - ts_ecr) & SEQ_MASK) / TS_HZ
+            # (_ts_now(now) - ts_ecr, modulo 2**32, in seconds)
+            rtt = ((trunc(now * TS_HZ) + self._ts_offset - ts_ecr) & SEQ_MASK) / TS_HZ
             if self._untimed_handshake:
                 self._untimed_handshake = False
                 if rtt >= self.config.initial_rto:
                     return
-            if rtt < self.config.max_rto * 2:
-                self._rtt_sample(rtt, now)
-            return
-        if self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
-            self._rtt_sample(now - self._rtt_sent_at, now)
+            if not rtt < self.config.max_rto * 2:
+                return
+        elif self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
+            rtt = now - self._rtt_sent_at
             self._rtt_seq = None
-
-    def _rtt_sample(self, rtt: float, now: float) -> None:
+        else:
+            return
         self.rtt.on_sample(rtt)
         # A windowed minimum, as Linux's tcp_min_rtt_wlen: an old or bad sample
         # does not pin RACK's reordering window for ever.
-        if self.min_rtt is None or rtt <= self.min_rtt or now - self._min_rtt_at > MIN_RTT_WINDOW:
+        min_rtt = self.min_rtt
+        if min_rtt is None or rtt <= min_rtt or now - self._min_rtt_at > MIN_RTT_WINDOW:
             self.min_rtt = rtt
             self._min_rtt_at = now
             self._scoreboard.min_rtt = rtt
@@ -1851,17 +1995,23 @@ class Connection:
 
     def _consume_acked_data(self, ack: int) -> int:
         """Drop acknowledged bytes from the send buffer; returns how many."""
-        acked = seq_sub(ack, self._buffer_seq())
-        acked = min(max(acked, 0), len(self._send_buffer))
+        start = self._buffer_start
+        # seq_sub(ack, start), at most what is buffered (the FIN is not).
+        acked = ((ack - start + HALF) & SEQ_MASK) - HALF
+        if acked <= 0:
+            return 0
+        buffer = self._send_buffer
+        if acked > len(buffer):
+            acked = len(buffer)
         if acked:
-            self._send_buffer.consume(acked)
-            self._buffer_start = seq_add(self._buffer_start, acked)
+            buffer.consume(acked)
+            self._buffer_start = (start + acked) & SEQ_MASK
             self._buffer_offset += acked
         return acked
 
     def _offset(self, seq: int) -> int:
         """Stream offset (scoreboard coordinates) of a sequence number."""
-        return self._buffer_offset + seq_sub(seq, self._buffer_start)
+        return self._buffer_offset + (((seq - self._buffer_start + HALF) & SEQ_MASK) - HALF)
 
     def _buffer_seq(self) -> int:
         """Sequence number of the first byte in the send buffer."""
@@ -1874,7 +2024,8 @@ class Connection:
         return self._fin_queued and seq_gt(self.snd_nxt, self._fin_seq)
 
     def _ts_now(self, now: float) -> int:
-        return (int(now * TS_HZ) + self._ts_offset) & SEQ_MASK
+        # math.trunc is int() for a float, at half the cost of calling the type.
+        return (trunc(now * TS_HZ) + self._ts_offset) & SEQ_MASK
 
     def _reply_reset(self, seg: Segment) -> None:
         reply = reset_for(seg)

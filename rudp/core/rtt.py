@@ -13,10 +13,13 @@ BETA = 1 / 4
 K = 4
 # Clock granularity G in seconds (RFC 6298 2.2/2.3); our clock is a float.
 G = 0.001
+# The weights of the old values in (2.3), computed once.
+_KEEP_RTTVAR = 1 - BETA
+_KEEP_SRTT = 1 - ALPHA
 
 
 class RttEstimator:
-    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "_base_rto", "_backoff", "samples")
+    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "_base_rto", "_backoff", "samples", "rto")
 
     def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:
         self.srtt: float | None = None
@@ -27,35 +30,50 @@ class RttEstimator:
         self._base_rto = initial_rto
         self._backoff = 1
         self.samples = 0
+        #: The current RTO, min(base * backoff, max_rto): kept up to date by every
+        #: change, as it is read for every segment sent.
+        self.rto = min(initial_rto, max_rto)
 
-    @property
-    def rto(self) -> float:
-        return min(self._base_rto * self._backoff, self.max_rto)
+    def _update_rto(self) -> None:
+        self.rto = min(self._base_rto * self._backoff, self.max_rto)
 
     def on_sample(self, rtt: float) -> None:
         """Fold in one measured round trip (seconds)."""
-        rtt = max(rtt, 0.0)
-        if self.srtt is None:
+        # (max(rtt, 0.0) and the like, written out: the builtins cost far more.)
+        if rtt < 0.0:
+            rtt = 0.0
+        srtt = self.srtt
+        if srtt is None:
             # RFC 6298 (2.2)
-            self.srtt = rtt
-            self.rttvar = rtt / 2
+            srtt = rtt
+            rttvar = rtt / 2
         else:
             # RFC 6298 (2.3): RTTVAR first, using the old SRTT.
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
+            rttvar = _KEEP_RTTVAR * self.rttvar + BETA * abs(srtt - rtt)
+            srtt = _KEEP_SRTT * srtt + ALPHA * rtt
+        self.srtt = srtt
+        self.rttvar = rttvar
         # RFC 6298 (2.3): RTO = SRTT + max(G, K*RTTVAR), and (2.4) at least the
         # lower bound -- applied as Linux does, to the variance term: a steady
         # path's RTO stays min_rto above SRTT instead of collapsing onto it, so a
         # delayed ACK or a scheduling hiccup does not fire a spurious timeout.
-        self._base_rto = self.srtt + max(G, K * self.rttvar, self.min_rto)
+        variance = G
+        scaled = K * rttvar
+        if scaled > variance:
+            variance = scaled
+        if self.min_rto > variance:
+            variance = self.min_rto
+        self._base_rto = base = srtt + variance
         # RFC 6298 (5.7): a new sample ends the backoff.
         self._backoff = 1
+        self.rto = self.max_rto if self.max_rto < base else base
         self.samples += 1
 
     def on_timeout(self) -> None:
         """RFC 6298 (5.5): back off the timer after it expires."""
         if self._base_rto * self._backoff < self.max_rto:
             self._backoff *= 2
+            self._update_rto()
 
     def reset_after_syn_timeout(self, initial_rto: float) -> None:
         """RFC 6298 (5.7): if the SYN was retransmitted, RTO falls back to 3 s once
@@ -63,3 +81,4 @@ class RttEstimator:
         if self.srtt is None:
             self._base_rto = max(initial_rto, 3.0) if self._backoff > 1 else initial_rto
             self._backoff = 1
+            self._update_rto()

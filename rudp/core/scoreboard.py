@@ -121,7 +121,7 @@ class Scoreboard:
         """New data [start, end) left together, in segments of ``size`` bytes (the
         last may be shorter); ``start`` is always ``sent_end``."""
         starts = range(start, end, size)
-        self._segs += [SentSegment(s, min(s + size, end), now) for s in starts]
+        self._segs += [SentSegment(s, s + size if s + size < end else end, now) for s in starts]
         self._starts += starts
         self.sent_end = end
 
@@ -138,7 +138,8 @@ class Scoreboard:
         """Cumulative ACK up to ``offset``; returns the bytes newly acknowledged."""
         if offset <= self.acked:
             return 0
-        offset = min(offset, self.sent_end)
+        if offset > self.sent_end:
+            offset = self.sent_end
         newly = offset - self.acked
         segs = self._segs
         i = self._head
@@ -164,6 +165,38 @@ class Scoreboard:
             del segs[: self._head]
             del self._starts[: self._head]
             self._head = 0
+        return newly
+
+    def ack_all(self, now: float) -> int:
+        """``ack(sent_end)`` for the usual case of a board with nothing SACKed, lost
+        or retransmitted: every record goes, and only RACK's state changes."""
+        newly = self.sent_end - self.acked
+        if newly <= 0:
+            return 0
+        # _delivered for each record, oldest first: none is a retransmission.
+        fack = self.fack
+        segs = self._segs
+        if self._head:
+            del segs[: self._head]  # acknowledged before
+        for seg in segs:
+            end = seg.end
+            if end < fack:
+                self.reordering_seen = True  # RFC 8985 (6.2 step 3)
+            else:
+                fack = end
+            # RFC 8985 (6.2 step 2)
+            sent_at = seg.sent_at
+            if sent_at > self.rack_xmit_ts or (
+                sent_at == self.rack_xmit_ts and end > self.rack_end
+            ):
+                self.rack_xmit_ts = sent_at
+                self.rack_end = end
+                self.rack_rtt = now - sent_at
+        self.fack = fack
+        segs.clear()
+        self._starts.clear()
+        self._head = 0
+        self.acked = self.sent_end
         return newly
 
     def sack(self, left: int, right: int, now: float) -> int:
@@ -260,7 +293,8 @@ class Scoreboard:
         # end means the path reorders.
         if seg.end < self.fack and not seg.retransmitted:
             self.reordering_seen = True
-        self.fack = max(self.fack, seg.end)
+        if seg.end > self.fack:
+            self.fack = seg.end
         # RFC 8985 (6.2 step 2): remember the most recently sent delivered
         # segment; a retransmission acknowledged sooner than it could have
         # travelled is ambiguous and skipped.

@@ -1,12 +1,14 @@
 """Header prediction and the burst sender against the general paths (RFC 9293 3.10.7.4).
 
-``Connection._receive_predicted`` handles the next in-order segment and
-``_send_burst`` sends runs of full-sized segments; both must do exactly what the
-general paths do.  Each seeded script drives two engines in the same state -- one
-of them with the fast paths switched off -- through the same application calls,
-peer segments (in order, duplicated, ahead of a gap, acknowledging some of our
-data, changing the window, pushed or not) and timers, and requires the same
-datagrams, events and state after every step.
+``Connection._receive_predicted`` handles the next in-order segment (an ACK of
+everything sent empties the scoreboard with ``Scoreboard.ack_all``) and
+``_send_burst`` sends runs of full-sized segments (or a single short one); all
+must do exactly what the general paths do.  Each seeded script drives two
+engines in the same state -- one of them with the fast paths switched off --
+through the same application calls, peer segments (in order, duplicated, ahead
+of a gap, acknowledging none, some or all of our data, changing the window,
+pushed or not) and timers, and requires the same datagrams, events and state
+(scoreboard, RTT estimator and congestion controller included) after every step.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from engine_helpers import PEER_ISN, established
 
 from rudp.core.connection import Connection
+from rudp.core.scoreboard import Scoreboard
 from rudp.core.segment import ACK, PSH, Segment, decode, encode
 from rudp.core.seq import seq_add, seq_sub
 
@@ -43,8 +46,24 @@ def _state(conn: Connection) -> dict[str, Any]:
     )
     snapshot = {name: getattr(conn, name) for name in names}
     snapshot["cwnd"] = conn.cc.cwnd
-    snapshot["srtt"] = conn.rtt.srtt
+    snapshot["ssthresh"] = conn.cc.ssthresh
     snapshot["stats"] = conn.stats.as_dict()
+    snapshot["cc"] = sorted(vars(conn.cc).items())
+    rtt = conn.rtt
+    snapshot["rtt"] = (rtt.srtt, rtt.rttvar, rtt.rto, rtt.samples)
+    snapshot["min_rtt"] = (conn.min_rtt, conn._min_rtt_at)
+    snapshot["send"] = (
+        bytes(conn._send_buffer), conn._buffer_start, conn._buffer_offset, conn._ts_retransmitted,
+        conn._rtt_seq, conn._tlp_allowed, conn._dupacks, conn._lt_bytes, conn._above_high_water,
+    )
+    snapshot["receive"] = (bytes(conn._rcv_buffer.ready), conn._data_queued, conn._last_ack_sent)
+    board = conn._scoreboard
+    snapshot["scoreboard"] = (
+        [(r.start, r.end, r.sent_at, r.sacked, r.lost, r.retransmitted) for r in board],
+        board.acked, board.sent_end, board.sacked_bytes, board.lost_bytes,
+        board.retransmitted_out, board.rack_xmit_ts, board.rack_end, board.rack_rtt,
+        board.fack, board.reordering_seen, board.min_rtt,
+    )
     return snapshot
 
 
@@ -78,7 +97,11 @@ class Peer:
         else:
             self.seq = seq_add(seq, size)
         in_flight = seq_sub(conn.snd_max, conn.snd_una)
-        ack = seq_add(conn.snd_una, rng.randint(0, in_flight) if rng.random() < 0.6 else 0)
+        roll = rng.random()
+        if roll < 0.2:
+            ack = conn.snd_max  # everything sent (the usual ACK)
+        else:
+            ack = seq_add(conn.snd_una, rng.randint(0, in_flight) if roll < 0.6 else 0)
         if rng.random() < 0.1:
             self.window = rng.choice([0, 2000, 30000, 65535])
         if rng.random() < 0.7:
@@ -156,6 +179,38 @@ def _drain(conn: Connection) -> list[object]:
 def test_fast_paths_do_what_the_general_paths_do_rfc9293_3_10_7_4(chunk: int) -> None:
     for seed in range(chunk, chunk + 50):
         _play(seed)
+
+
+def test_the_scripts_take_every_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above means something only if the scripts reach each fast
+    path: header prediction with and without a new ACK, the ACK of everything
+    sent (Scoreboard.ack_all), bursts of several segments and of a single one."""
+    taken = {"predicted": 0, "predicted ack": 0, "ack_all": 0, "burst": 0, "one segment": 0}
+    predicted, ack_all, burst = (
+        Connection._receive_predicted, Scoreboard.ack_all, Connection._send_burst
+    )
+
+    def count_predicted(self: Connection, data: bytes, now: float) -> bool:
+        una = self.snd_una
+        took = predicted(self, data, now)
+        taken["predicted"] += took
+        taken["predicted ack"] += took and self.snd_una != una
+        return took
+
+    def count_ack_all(self: Scoreboard, now: float) -> int:
+        taken["ack_all"] += 1
+        return ack_all(self, now)
+
+    def count_burst(self: Connection, now: float, out: list[bytes], offset: int, size: int) -> None:
+        taken["one segment" if size <= self.snd_mss else "burst"] += 1
+        burst(self, now, out, offset, size)
+
+    monkeypatch.setattr(Connection, "_receive_predicted", count_predicted)
+    monkeypatch.setattr(Scoreboard, "ack_all", count_ack_all)
+    monkeypatch.setattr(Connection, "_send_burst", count_burst)
+    for seed in range(50):
+        _play(seed)
+    assert min(taken.values()) > 20, taken
 
 
 @pytest.mark.parametrize("timestamps", [False, True])

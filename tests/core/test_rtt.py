@@ -7,6 +7,8 @@ All sample values are binary fractions so the expected floats are exact.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from engine_helpers import (
     ISN,
@@ -148,6 +150,23 @@ def test_rfc6298_5_new_sample_collapses_backoff() -> None:
     assert rtt.rto == 1.5
     rtt.on_sample(0.125)
     assert rtt.rto == 0.125 + 0.2  # 4 * RTTVAR (0.1875) is below the 200 ms bound
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rto_kept_equal_to_base_times_backoff_capped_rfc6298_2_5(seed: int) -> None:
+    """``rto`` is stored, not computed when read: after any mix of samples,
+    timeouts and SYN-timeout resets it is still min(base * backoff, max_rto)."""
+    rng = random.Random(seed)
+    rtt = estimator(initial=rng.choice([0.5, 1.0]), max_rto=rng.choice([4.0, 60.0]))
+    for _ in range(60):
+        roll = rng.random()
+        if roll < 0.5:
+            rtt.on_sample(rng.choice([0.0, 0.001, 0.125, 0.75, 3.0]))
+        elif roll < 0.9:
+            rtt.on_timeout()
+        else:
+            rtt.reset_after_syn_timeout(1.0)
+        assert rtt.rto == min(rtt._base_rto * rtt._backoff, rtt.max_rto)
 
 
 def test_rfc6298_5_7_rto_is_3s_after_syn_timeout_without_sample() -> None:

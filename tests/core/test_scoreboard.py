@@ -8,6 +8,7 @@ binary fractions, so every deadline compared is an exact float.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import pytest
@@ -412,3 +413,67 @@ def test_dupthresh_marks_exactly_the_rfc6675_islost_set(dupthresh: int) -> None:
         )
         expected.append(lost)
     assert [r.lost for r in board] == expected
+
+
+def _everything(board: Scoreboard) -> tuple[object, ...]:
+    """What the board shows to the connection, records included."""
+    records = [(r.start, r.end, r.sent_at, r.sacked, r.lost, r.retransmitted) for r in board]
+    return (
+        records,
+        board.acked,
+        board.sent_end,
+        board.sacked_bytes,
+        board.lost_bytes,
+        board.retransmitted_out,
+        board.rack_xmit_ts,
+        board.rack_end,
+        board.rack_rtt,
+        board.fack,
+        board.reordering_seen,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(OPS, max_size=40), st.integers(0, 3))
+def test_ack_all_is_ack_of_sent_end_on_a_clean_board(ops: list[Op], sends: int) -> None:
+    """``ack_all`` (the usual ACK, taken by header prediction) does what
+    ``ack(sent_end)`` does whenever nothing is SACKed, lost or retransmitted --
+    after any history, RACK's state and the reordering mark included."""
+    board = Scoreboard()
+    board.min_rtt = 0.25
+    now = 0.0
+    for op in ops:
+        now += 0.125
+        recs = list(board)
+        if op.kind == "send":
+            board.on_sent(board.sent_end, board.sent_end + op.a, now)
+        elif op.kind == "ack":
+            board.ack(op.a, now)
+        elif op.kind == "sack":
+            board.sack(op.a, op.a + op.b, now)
+        elif recs and op.kind == "retransmit" and not recs[op.a % len(recs)].sacked:
+            board.on_retransmitted(recs[op.a % len(recs)], now)
+    # Acknowledge what is dirty, then send a few more (some at one time).
+    if board.sacked_bytes or board.lost_bytes or board.retransmitted_out:
+        board.ack(board.sent_end, now)
+    for i in range(sends):
+        now += 0.125 * (i % 2)
+        board.on_sent(board.sent_end, board.sent_end + 50 + i, now)
+    now += 0.5
+    general = copy.deepcopy(board)
+    assert board.ack_all(now) == general.ack(general.sent_end, now)
+    assert _everything(board) == _everything(general)
+    check_invariants(board)
+    # The board goes on working alike.
+    for b in (board, general):
+        b.on_sent(b.sent_end, b.sent_end + 100, now + 1)
+        b.sack(b.sent_end - 100, b.sent_end, now + 2)
+    assert _everything(board) == _everything(general)
+
+
+def test_ack_all_of_nothing_outstanding_changes_nothing() -> None:
+    board = board_with(2)
+    board.ack(2 * SIZE, 2.0)
+    before = _everything(board)
+    assert board.ack_all(3.0) == 0
+    assert _everything(board) == before

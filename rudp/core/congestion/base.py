@@ -45,7 +45,10 @@ class CongestionControl:
         per two segments.  rudp's receivers acknowledge a read batch at a time
         (up to 64 KiB, as Linux behind GRO), and the cap would turn slow start
         into linear growth of two segments per round trip."""
-        self.cwnd = min(self.cwnd + acked, max(self.ssthresh, self.cwnd))
+        cwnd = self.cwnd
+        # min(cwnd + acked, max(ssthresh, cwnd)), without the costly builtins.
+        limit = self.ssthresh if self.ssthresh > cwnd else cwnd
+        self.cwnd = cwnd + acked if cwnd + acked < limit else limit
 
     def on_sent(self, nbytes: int, now: float) -> None:
         """New data of ``nbytes`` left for the network."""
