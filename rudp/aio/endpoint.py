@@ -6,12 +6,17 @@ connection goes to the Listener of a serving endpoint, else is answered with the
 RST of RFC 9293 3.10.7.1.
 
 One timer serves all the connections: a heap of ``(deadline, counter, transport)``
-whose entries go stale when a connection's deadline moves (lazy invalidation),
-the endpoint asking to be woken at its earliest deadline, re-armed only when that
-moves earlier; a stale wake-up just re-arms for the next live deadline.  The
-endpoints of a loop share in turn one ``loop.call_at`` handle (``LoopTimer``,
-the same heap one level up): a client has an endpoint per connection, each
-arming, moving and cancelling its deadline a few times in a connection's life.
+holding at most one live entry per connection, never later than its deadline.
+A deadline that moves later (the retransmission timer, restarted by every ACK)
+costs nothing: the entry stays, and when it comes due the connection's real
+deadline is read and the entry pushed again for it (lazy re-arm, as Linux checks
+its TCP timers at expiry).  A deadline that moves earlier pushes a new entry and
+leaves the old one stale (lazy invalidation).  The endpoint asks to be woken at
+its earliest entry, re-armed only when that moves earlier; a stale wake-up just
+re-arms for the next live entry.  The endpoints of a loop share in turn one
+``loop.call_at`` handle (``LoopTimer``, the same heap one level up): a client has
+an endpoint per connection, each arming, moving and cancelling its deadline a few
+times in a connection's life.
 Transmission is coalesced: a connection with something to send is marked dirty,
 and one ``call_soon(flush)`` per loop pass sends for all of them.
 
@@ -80,6 +85,8 @@ FLUSH_BYTES = 64 * 1024
 _HEAP_SLACK = 64
 # Breaks ties between equal deadlines in any endpoint's heap.
 _heap_counter = itertools.count()
+# (A global: reading an Enum member through its class costs a lookup each time.)
+_CLOSED = State.CLOSED
 
 
 class Endpoint(asyncio.DatagramProtocol):
@@ -381,19 +388,26 @@ class Endpoint(asyncio.DatagramProtocol):
             while True:
                 # A GSO batch at a time: on the wire while the engine builds the next.
                 datagrams = conn.datagrams_to_send(now, SEND_BATCH)
-                if datagrams:
+                count = len(datagrams)
+                if count == 1:
+                    self._send(datagrams[0], addr)
+                elif count:
                     self._send_all(datagrams, addr)
-                if len(datagrams) < SEND_BATCH or self._send_paused:
+                if count < SEND_BATCH or self._send_paused:
                     break
         if transport._finish_waiters is not None:
             transport._check_finished()
-        if conn.is_closed:
+        if conn.state is _CLOSED and conn.is_closed:  # (the cheap test first)
             transport._drain_events()
             self._drop(transport)
-        else:
-            self._schedule(transport)
-            if self._owner_done and transport._app_done:
-                self._maybe_finish()
+            return
+        # The timer: a deadline gone (None) or moved later costs nothing, as the
+        # live entry wakes us in time and re-arms then (see the module docstring).
+        deadline = transport._timer_at = conn.next_timer()
+        if deadline is not None and (transport._entry_at is None or deadline < transport._entry_at):
+            self._schedule_at(transport, deadline)
+        if self._owner_done and transport._app_done:
+            self._maybe_finish()
 
     def _send_all(self, datagrams: list[bytes], addr: Hashable) -> None:
         """One connection's datagrams, in order, batched where the socket can."""
@@ -414,8 +428,9 @@ class Endpoint(asyncio.DatagramProtocol):
                 self._pcap.sent(datagram, self.sockname, peer)
 
     def _send(self, datagram: bytes, addr: Hashable) -> None:
-        if self._udp is not None:
-            self._udp.sendto(datagram, addr)  # type: ignore[arg-type]
+        udp = self._udp
+        if udp is not None:
+            udp.sendto(datagram, addr)  # type: ignore[arg-type]
             counts = self._counts
             counts.datagrams_sent += 1
             counts.bytes_sent += len(datagram)
@@ -423,20 +438,20 @@ class Endpoint(asyncio.DatagramProtocol):
                 self._pcap.sent(datagram, self.sockname, self._peername if addr is None else addr)
 
     # --------------------------------------------------------------- timer
-    def _schedule(self, transport: RudpTransport) -> None:
-        deadline = transport._conn.next_timer()
-        if deadline == transport._timer_at:
-            return
-        transport._timer_at = deadline
-        if deadline is None:
-            return
+    def _schedule_at(self, transport: RudpTransport, deadline: float) -> None:
+        """A deadline earlier than the connection's live entry, or its first."""
+        self._push(transport, deadline)
+        if not self._timer_armed or deadline < self._timer_at:
+            self._timers.arm(self, deadline)
+
+    def _push(self, transport: RudpTransport, deadline: float) -> None:
+        """Make ``(deadline, ., transport)`` the connection's live entry."""
+        transport._entry_at = deadline
         heap = self._heap
         heapq.heappush(heap, (deadline, next(_heap_counter), transport))
         if len(heap) > 2 * len(self._links) + _HEAP_SLACK:
-            self._heap = [entry for entry in heap if entry[2]._timer_at == entry[0]]
+            self._heap = [entry for entry in heap if entry[2]._entry_at == entry[0]]
             heapq.heapify(self._heap)
-        if not self._timer_armed or deadline < self._timer_at:
-            self._timers.arm(self, deadline)
 
     def _on_timer(self, now: float) -> None:
         """The loop's timer, at ``now`` >= the deadline it was armed for."""
@@ -445,9 +460,17 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _, transport = heapq.heappop(heap)
-            if transport._timer_at != deadline or transport._dropped:
-                continue  # stale: that connection's deadline moved since
+            entry_at, _, transport = heapq.heappop(heap)
+            if transport._entry_at != entry_at or transport._dropped:
+                continue  # stale: that connection's deadline moved earlier since
+            transport._entry_at = None
+            deadline = transport._timer_at
+            if deadline is None:
+                continue  # nothing is due any more
+            if deadline > now:
+                self._push(transport, deadline)  # it moved later: the lazy re-arm
+                heap = self._heap
+                continue
             transport._timer_at = None
             try:
                 transport._conn.handle_timer(now)
@@ -462,7 +485,7 @@ class Endpoint(asyncio.DatagramProtocol):
     def _next_deadline(self) -> float | None:
         """The earliest live deadline in the heap, or the end of the linger."""
         heap = self._heap
-        while heap and heap[0][2]._timer_at != heap[0][0]:
+        while heap and heap[0][2]._entry_at != heap[0][0]:
             heapq.heappop(heap)
         linger_until = self._linger_until
         if heap and (linger_until is None or heap[0][0] < linger_until):
@@ -508,7 +531,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if not transport._app_done and not transport._ended_cleanly:
             transport._force_lost(ConnectionAbortedError("connection closed"))
         transport._dropped = True
-        transport._timer_at = None
+        transport._timer_at = transport._entry_at = None
         transport._check_finished()
         key = None if self._connected else transport._peername
         if self._links.get(key) is transport:
@@ -527,7 +550,7 @@ class Endpoint(asyncio.DatagramProtocol):
         for transport in self._links.values():
             self._retire(transport._conn)
             transport._dropped = True
-            transport._timer_at = None
+            transport._timer_at = transport._entry_at = None
             transport._check_finished()
         self._links.clear()
         self._heap.clear()

@@ -52,15 +52,23 @@ class _Phase(enum.Enum):
     LOST = "lost"  # connection_lost is scheduled or done; events are discarded
 
 
+# The phases as plain globals: an Enum member read through its class costs a
+# lookup through EnumType on every access, and these are read on every event.
+_HANDSHAKE = _Phase.HANDSHAKE
+_MAKING = _Phase.MAKING
+_OPEN = _Phase.OPEN
+_LOST = _Phase.LOST
+
+
 class RudpTransport(asyncio.Transport):
     """The asyncio face of one engine ``Connection``."""
 
     # Slots (asyncio's transport classes have them too): one of these per
     # connection, thousands per server.
     __slots__ = (
-        "_attached", "_buffered", "_closing", "_conn", "_dropped", "_endpoint",
+        "_attached", "_buffered", "_closing", "_conn", "_dropped", "_endpoint", "_entry_at",
         "_eof_written", "_finish_waiters", "_held", "_high_water", "_log", "_loop", "_lost_writes",
-        "_low_water", "_peername", "_phase", "_protocol", "_protocol_factory",
+        "_low_water", "_pause_above", "_peername", "_phase", "_protocol", "_protocol_factory",
         "_reading_paused", "_server", "_socket_buffer", "_timer_at", "_waiter",
         "_writing_paused",
     )
@@ -92,7 +100,7 @@ class RudpTransport(asyncio.Transport):
         self._server = server
         self._attached = False
         self._waiter = waiter
-        self._phase = _Phase.HANDSHAKE
+        self._phase = _HANDSHAKE
         self._closing = False  # close(), abort() or the end of the connection
         self._eof_written = False
         self._lost_writes = 0
@@ -109,11 +117,14 @@ class RudpTransport(asyncio.Transport):
         # it holds (unsent or unacknowledged) before this transport's buffer,
         # which the write-buffer limits govern, fills.
         self._socket_buffer = conn.config.send_buffer
-        conn.set_send_buffer_limits(
-            self._high_water + self._socket_buffer, self._low_water + self._socket_buffer
-        )
-        # Kept by the Endpoint: the deadline of this connection's live timer-heap entry.
+        # What the engine may buffer before pause_writing(): the high-water mark
+        # of get_write_buffer_size(), counted as the engine counts.
+        self._pause_above = self._high_water + self._socket_buffer
+        conn.set_send_buffer_limits(self._pause_above, self._low_water + self._socket_buffer)
+        # Kept by the Endpoint: the connection's deadline as last read, and that
+        # of its live timer-heap entry (never later; see endpoint's docstring).
         self._timer_at: float | None = None
+        self._entry_at: float | None = None
         self._dropped = False
 
     def __repr__(self) -> str:
@@ -203,7 +214,7 @@ class RudpTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """RST now, drop both buffers; ``connection_lost(None)`` soon."""
-        if self._phase is _Phase.LOST:
+        if self._phase is _LOST:
             return
         self._closing = True
         self._held = None
@@ -218,7 +229,7 @@ class RudpTransport(asyncio.Transport):
 
     def _force_close(self, exc: BaseException | None) -> None:
         """Like abort(), but connection_lost gets ``exc``."""
-        if self._phase is _Phase.LOST:
+        if self._phase is _LOST:
             return
         self._closing = True
         self._held = None
@@ -256,14 +267,16 @@ class RudpTransport(asyncio.Transport):
                 _logger.warning("socket.send() raised exception.")
             self._lost_writes += 1
             return
+        conn = self._conn
         try:
-            self._conn.send(bytes(data))
+            conn.send(bytes(data))
         except LocalProtocolError:
             # The peer reset us and the event is not processed yet: as a dead socket.
             self._lost_writes += 1
             return
         self._endpoint.mark_dirty(self)
-        self._maybe_pause_protocol()
+        if conn.send_buffered > self._pause_above:
+            self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self.write(b"".join(list_of_data))
@@ -296,7 +309,8 @@ class RudpTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
-        self._conn.set_send_buffer_limits(high + self._socket_buffer, low + self._socket_buffer)
+        self._pause_above = high + self._socket_buffer
+        self._conn.set_send_buffer_limits(self._pause_above, low + self._socket_buffer)
         self._maybe_pause_protocol()
 
     # --------------------------------------------------- driven by the Endpoint
@@ -307,21 +321,36 @@ class RudpTransport(asyncio.Transport):
 
     def _drain_events(self) -> None:
         """Dispatch what the engine has to say, as far as the phase allows."""
-        if self._held and not self._reading_paused and self._phase is _Phase.OPEN:
+        if self._held and not self._reading_paused and self._phase is _OPEN:
             self._release_held()
-        while self._phase is not _Phase.MAKING:  # MAKING: events wait for connection_made
-            event = self._conn.next_event()
+        next_event = self._conn.next_event
+        while self._phase is not _MAKING:  # MAKING: events wait for connection_made
+            event = next_event()
             if event is None:
                 break
-            self._dispatch(event)
+            if (
+                type(event) is DataReceived
+                and self._phase is _OPEN
+                and not (self._closing or self._reading_paused or self._held or self._buffered)
+            ):
+                # What _dispatch would decide, without its three calls: the
+                # common event in the common state.
+                try:
+                    self._protocol.data_received(event.data)  # type: ignore[union-attr]
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            else:
+                self._dispatch(event)
         if self._writing_paused and self.get_write_buffer_size() <= self._low_water:
             self._maybe_resume_protocol()
 
     def _fail_handshake(self, exc: Exception) -> None:
         """An ICMP error ended a pending active open (as the kernel does in SYN-SENT)."""
-        if self._phase is not _Phase.HANDSHAKE:
+        if self._phase is not _HANDSHAKE:
             return
-        self._phase = _Phase.LOST
+        self._phase = _LOST
         self._closing = True
         self._conn.abort()
         self._handshake_failed(exc)
@@ -329,17 +358,17 @@ class RudpTransport(asyncio.Transport):
     def _force_lost(self, exc: Exception | None) -> None:
         """The connection ends under the application (endpoint closing, listener
         closed during the handshake): tell whoever waits for it."""
-        if self._phase is _Phase.HANDSHAKE or self._phase is _Phase.MAKING:
-            self._phase = _Phase.LOST
+        if self._phase is _HANDSHAKE or self._phase is _MAKING:
+            self._phase = _LOST
             self._handshake_failed(exc or ConnectionAbortedError("endpoint closed"))
-        elif self._phase is _Phase.OPEN:
+        elif self._phase is _OPEN:
             self._closing = True
             self._held = None
             self._lose(exc)
 
     @property
     def _in_handshake(self) -> bool:
-        return self._phase is _Phase.HANDSHAKE
+        return self._phase is _HANDSHAKE
 
     @property
     def _ended_cleanly(self) -> bool:
@@ -353,7 +382,7 @@ class RudpTransport(asyncio.Transport):
     @property
     def _app_done(self) -> bool:
         """The application has been told (or never needed telling) that it is over."""
-        return self._phase is _Phase.LOST
+        return self._phase is _LOST
 
     # ------------------------------------------------------------- internals
     def _engine_call(self, call: Callable[[], None]) -> None:
@@ -365,14 +394,14 @@ class RudpTransport(asyncio.Transport):
         self._endpoint.mark_dirty(self)
 
     def _dispatch(self, event: Event) -> None:
-        if self._phase is _Phase.OPEN:
+        if self._phase is _OPEN:
             self._on_event(event)
-        elif self._phase is _Phase.HANDSHAKE:
+        elif self._phase is _HANDSHAKE:
             self._on_handshake_event(event)
 
     def _on_handshake_event(self, event: Event) -> None:
         if isinstance(event, Connected):
-            self._phase = _Phase.MAKING
+            self._phase = _MAKING
             if self._server is not None:
                 # Counted from now, so that Server.wait_closed waits for it.
                 self._server._attach()
@@ -383,7 +412,7 @@ class RudpTransport(asyncio.Transport):
             # its first write to carry the ACK of the SYN-ACK.
             self._make_connection()
         elif isinstance(event, ConnectionTerminated):
-            self._phase = _Phase.LOST
+            self._phase = _LOST
             self._closing = True
             self._handshake_failed(event.error or ConnectionAbortedError("connection aborted"))
 
@@ -397,11 +426,11 @@ class RudpTransport(asyncio.Transport):
         self._endpoint.app_done(self)
 
     def _make_connection(self) -> None:
-        if self._phase is not _Phase.MAKING:
+        if self._phase is not _MAKING:
             return
         waiter = self._waiter
         if waiter is not None and waiter.cancelled():
-            self._phase = _Phase.LOST
+            self._phase = _LOST
             self._closing = True
             self._engine_call(self._conn.abort)
             self._endpoint.app_done(self)
@@ -420,14 +449,14 @@ class RudpTransport(asyncio.Transport):
                         "transport": self,
                     }
                 )
-                self._phase = _Phase.LOST
+                self._phase = _LOST
                 self._closing = True
                 self._engine_call(self._conn.abort)
                 self._detach()
                 self._endpoint.app_done(self)
                 return
             self._log.info("accept")
-        self._phase = _Phase.OPEN
+        self._phase = _OPEN
         try:
             self.get_protocol().connection_made(self)
         except (SystemExit, KeyboardInterrupt):
@@ -465,7 +494,7 @@ class RudpTransport(asyncio.Transport):
             self._held.append(event)
 
     def _release_held(self) -> None:
-        while self._held and not self._reading_paused and self._phase is _Phase.OPEN:
+        while self._held and not self._reading_paused and self._phase is _OPEN:
             event = self._held.pop(0)
             if isinstance(event, ConnectionTerminated):
                 if event.error is None and not self._closing:
@@ -517,7 +546,7 @@ class RudpTransport(asyncio.Transport):
                     "protocol": self._protocol,
                 }
             )
-        if self._phase is _Phase.LOST:
+        if self._phase is _LOST:
             return
         self._closing = True
         self._held = None
@@ -525,9 +554,9 @@ class RudpTransport(asyncio.Transport):
         self._lose(exc if isinstance(exc, Exception) else None)
 
     def _lose(self, exc: Exception | None) -> None:
-        if self._phase is _Phase.LOST:
+        if self._phase is _LOST:
             return
-        self._phase = _Phase.LOST
+        self._phase = _LOST
         self._closing = True
         if isinstance(exc, ConnectionResetError):
             self._log.info("reset", by="peer")
@@ -557,7 +586,7 @@ class RudpTransport(asyncio.Transport):
         if not self._writing_paused or self.get_write_buffer_size() > self._low_water:
             return
         self._writing_paused = False
-        if self._phase is _Phase.OPEN:
+        if self._phase is _OPEN:
             self._notify_protocol("resume_writing")
 
     def _notify_protocol(self, method: str, *args: Any) -> None:

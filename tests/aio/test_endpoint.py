@@ -9,6 +9,7 @@ import pytest
 
 import rudp
 from rudp.aio.endpoint import Endpoint, LoopTimer
+from rudp.core.state import State
 from tests.aio.aio_support import HOST, Recorder
 
 TIMEOUT = 10
@@ -110,3 +111,144 @@ async def test_client_local_addr_and_family() -> None:
         assert await protocol.lost is None
         server.close()
         await server.wait_closed()
+
+
+async def test_an_echo_round_trip_is_one_datagram_each_way() -> None:
+    """The endpoint transmits once the application has had its turn: the reply
+    carries the ACK of the request, the next request the ACK of the reply."""
+    # Timers far enough away that a slow machine sends no ACK or probe of its own.
+    config = rudp.Config(delayed_ack=0.5, initial_rto=2.0, min_rto=2.0)
+    writers: list[asyncio.StreamWriter] = []
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    def sent(writer: asyncio.StreamWriter) -> int:
+        return int(writer.get_extra_info("rudp_endpoint_stats").datagrams_sent)
+
+    async with asyncio.timeout(TIMEOUT):
+        server = await rudp.start_server(echo, HOST, 0, config=config)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await rudp.open_connection(HOST, port, config=config)
+        message = bytes(range(64))
+        for _ in range(20):  # past the handshake and slow start
+            writer.write(message)
+            assert await reader.readexactly(64) == message
+        before = sent(writer), sent(writers[0])
+        for _ in range(50):
+            writer.write(message)
+            assert await reader.readexactly(64) == message
+        assert (sent(writer) - before[0], sent(writers[0]) - before[1]) == (50, 50)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+
+# ------------------------------------------------------ the endpoint's timer
+class _TimedConn:
+    """What the endpoint's timer asks of an engine: a deadline the test sets, and
+    the times it was woken at."""
+
+    state = State.ESTABLISHED
+    is_closed = False
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.woken: list[float] = []
+
+    def next_timer(self) -> float | None:
+        return self.deadline
+
+    def handle_timer(self, now: float) -> None:
+        self.woken.append(now)
+        self.deadline = None
+
+    def datagrams_to_send(self, now: float, limit: int | None = None) -> list[bytes]:
+        return []
+
+
+class _TimedLink:
+    """The parts of a RudpTransport the endpoint's timer and flush use."""
+
+    _dropped = False
+    _finish_waiters = None
+    _app_done = False
+    _peername = None
+
+    def __init__(self) -> None:
+        self._conn = _TimedConn()
+        self._timer_at: float | None = None
+        self._entry_at: float | None = None
+
+    def _drain_events(self) -> None:
+        pass
+
+
+async def _timed_endpoint() -> tuple[Endpoint, _TimedLink]:
+    endpoint = Endpoint(asyncio.get_running_loop(), rudp.Config())
+    link = _TimedLink()
+    endpoint._links[None] = link  # type: ignore[assignment]
+    endpoint._connected = True
+    return endpoint, link
+
+
+async def _set_deadline(endpoint: Endpoint, link: _TimedLink, deadline: float | None) -> None:
+    link._conn.deadline = deadline
+    endpoint.mark_dirty(link)  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the flush reads the deadline
+
+
+async def _woken(link: _TimedLink) -> float:
+    while not link._conn.woken:
+        await asyncio.sleep(0.01)
+    return link._conn.woken[0]
+
+
+async def test_a_deadline_moved_later_keeps_its_entry_and_is_met_at_its_time() -> None:
+    """The RTO restarted by every ACK: no heap entry and no timer call per move;
+    the early wake-up finds the deadline later, re-arms, and the engine is woken
+    once, never before its deadline."""
+    async with asyncio.timeout(TIMEOUT):
+        endpoint, link = await _timed_endpoint()
+        start = asyncio.get_running_loop().time()
+        await _set_deadline(endpoint, link, start + 0.05)
+        for step in range(1, 11):
+            last = start + 0.05 + step * 0.01
+            await _set_deadline(endpoint, link, last)
+        assert [entry[0] for entry in endpoint._heap] == [start + 0.05]
+        assert link._timer_at == last
+        assert await _woken(link) >= last
+        assert len(link._conn.woken) == 1
+        endpoint._timers.disarm(endpoint)
+
+
+async def test_a_deadline_moved_earlier_is_met_at_the_earlier_time() -> None:
+    async with asyncio.timeout(TIMEOUT):
+        endpoint, link = await _timed_endpoint()
+        start = asyncio.get_running_loop().time()
+        await _set_deadline(endpoint, link, start + 5.0)
+        await _set_deadline(endpoint, link, start + 0.05)
+        assert link._entry_at == start + 0.05
+        assert start + 0.05 <= await _woken(link) < start + 5.0
+        assert len(link._conn.woken) == 1
+        endpoint._timers.disarm(endpoint)
+
+
+async def test_a_deadline_gone_wakes_no_engine() -> None:
+    async with asyncio.timeout(TIMEOUT):
+        endpoint, link = await _timed_endpoint()
+        start = asyncio.get_running_loop().time()
+        await _set_deadline(endpoint, link, start + 0.02)
+        await _set_deadline(endpoint, link, None)
+        while link._entry_at is not None:  # the entry comes due, finds nothing
+            await asyncio.sleep(0.01)
+        assert link._conn.woken == [] and not endpoint._heap
+        # A new deadline after that is met as usual.
+        await _set_deadline(endpoint, link, asyncio.get_running_loop().time() + 0.02)
+        await _woken(link)
+        endpoint._timers.disarm(endpoint)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from rudp.aio.udpio import UdpTransport, create_datagram_endpoint
+from rudp.aio import udpio
+from rudp.aio.udpio import SPARSE_PROBE, UdpTransport, create_datagram_endpoint
 
 HOST = "127.0.0.1"
 TIMEOUT = 5
@@ -116,6 +117,28 @@ class GatedSocket(socket.socket):
             self.refuse_gso -= 1
             raise OSError(errno.EINVAL, "GSO refused")
         return super().sendmsg(buffers, *args)
+
+
+class CountingSocket(socket.socket):
+    """A UDP socket that counts its reads that found nothing (EAGAIN)."""
+
+    def __init__(self) -> None:
+        super().__init__(socket.AF_INET, socket.SOCK_DGRAM)
+        self.empty_reads = 0
+
+    def recvmsg(self, *args: Any) -> Any:
+        try:
+            return super().recvmsg(*args)
+        except BlockingIOError:
+            self.empty_reads += 1
+            raise
+
+    def recvfrom(self, *args: Any) -> Any:
+        try:
+            return super().recvfrom(*args)
+        except BlockingIOError:
+            self.empty_reads += 1
+            raise
 
 
 def _bound(sock: socket.socket | None = None) -> socket.socket:
@@ -308,6 +331,64 @@ async def test_a_network_error_on_a_gso_send_is_reported_and_gso_stays_on() -> N
         assert [e.errno for e in sent.errors] == [errno.EHOSTUNREACH]  # type: ignore[attr-defined]
         assert sender.gso_enabled and sender.batches_sent == 1
         await _close(receiver, sender)
+
+
+# ------------------------------------------------------------ sparse reads
+async def _one_at_a_time(receiver: Recorder, peer: socket.socket, dest: Any, count: int) -> None:
+    """``count`` datagrams, each sent once the one before has arrived: every
+    readable event brings a single datagram."""
+    for i in range(count):
+        peer.sendto(b"one %d" % i, dest)
+        await receiver.received(len(receiver.datagrams) + 1)
+
+
+@pytest.mark.parametrize("poll", ["poll", "no poll"])
+async def test_after_single_datagrams_a_burst_is_read_whole_in_order(
+    poll: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sparse traffic reads one datagram per event; a burst then arriving is read
+    as a batch once the periodic check (poll, or reading on where there is no
+    poll) finds more waiting -- nothing is lost or reordered on the way."""
+    if poll == "no poll":
+        monkeypatch.setattr(udpio, "_HAS_POLL", False)
+    async with asyncio.timeout(TIMEOUT):
+        receiver, received = await _endpoint(_bound())
+        dest = receiver.get_extra_info("sockname")
+        with _bound() as peer:
+            await _one_at_a_time(received, peer, dest, 1)
+            assert received.done_calls == 1
+            burst = _datagrams(40, 100)
+            for datagram in burst:
+                peer.sendto(datagram, dest)
+            assert (await received.received(41))[1:] == burst
+        # One event per datagram until the check, then the rest in one batch.
+        assert received.done_calls <= 2 + SPARSE_PROBE
+        assert (receiver._poll is None) == (poll == "no poll")
+        await _close(receiver)
+
+
+@pytest.mark.parametrize("poll", ["poll", "no poll"])
+async def test_sparse_reads_ask_poll_instead_of_reading_into_eagain(
+    poll: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if poll == "no poll":
+        monkeypatch.setattr(udpio, "_HAS_POLL", False)
+    async with asyncio.timeout(TIMEOUT):
+        sock = _bound(CountingSocket())
+        receiver, received = await _endpoint(sock)
+        with _bound() as peer:
+            await _one_at_a_time(received, peer, receiver.get_extra_info("sockname"), 1)
+            assert sock.empty_reads == 1  # not sparse yet: read on until EAGAIN
+            await _one_at_a_time(
+                received, peer, receiver.get_extra_info("sockname"), 2 * SPARSE_PROBE
+            )
+        if poll == "poll":
+            assert sock.empty_reads == 1
+        else:
+            assert sock.empty_reads == 3  # the two checks read on, into EAGAIN
+        assert received.done_calls == 1 + 2 * SPARSE_PROBE
+        await _close(receiver)
+        assert receiver._poll is None  # the fd may be another socket's now
 
 
 # ------------------------------------------------------- queue and flow control
