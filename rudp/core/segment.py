@@ -214,12 +214,15 @@ def segment_checksum(head: bytes | bytearray, payload: bytes | memoryview) -> in
 
     The header+options length is even, so the payload's 16-bit words line up with
     the whole segment's and the two sums can be added (RFC 1071 2(B))."""
-    return 0xFFFF - _fold(int.from_bytes(head, "big") + _padded_int(payload))
+    return _complement(int.from_bytes(head, "little") + int.from_bytes(payload, "little"))
 
 
 def segment_is_intact(data: bytes | bytearray | memoryview) -> bool:
-    """Whether the RFC 1071 checksum of a whole received segment verifies."""
-    return _fold(_padded_int(data)) == 0xFFFF
+    """Whether the RFC 1071 checksum of a whole received segment verifies: its
+    one's-complement sum is 0xFFFF, i.e. ≡ 0 (mod 0xFFFF) and not all zero (see
+    the note on the arithmetic below; read little-endian, byte-swapped words)."""
+    value = int.from_bytes(data, "little")
+    return value % 0xFFFF == 0 and value != 0
 
 
 def decode(data: bytes | bytearray | memoryview, *, verify_checksum: bool = True) -> Segment:
@@ -297,31 +300,43 @@ def _expect_length(kind: int, length: int, expected: int) -> None:
 
 
 # RFC 1071 one's-complement arithmetic.  Because 65536 ≡ 1 (mod 65535), the
-# end-around-carry sum of big-endian 16-bit words is congruent to the whole buffer
-# read as one big integer, modulo 0xFFFF: one C-level int.from_bytes and one modulo
+# end-around-carry sum of 16-bit words is congruent to the whole buffer read as
+# one big integer, modulo 0xFFFF: one C-level int.from_bytes and one modulo
 # instead of a Python loop.  The modulo yields 0 where one's complement yields
 # 0xFFFF ("negative zero"): an end-around-carry sum of words that are not all zero
 # is never +0, so 0 maps back to 0xFFFF unless the input itself is all zero.
+# The buffer is read little-endian: cheaper than big-endian, and an odd last byte
+# needs no padding (it is the low byte of the top word, the high byte zero).  Each
+# word is then byte-swapped, and so is the sum (RFC 1071 2(B), byte order
+# independence): one swap of the 16-bit result puts it back in network order.
 
 
-def _padded_int(data: bytes | bytearray | memoryview) -> int:
-    """The buffer as a big-endian integer, zero-padded to whole 16-bit words."""
-    value = int.from_bytes(data, "big")
-    return value << 8 if len(data) & 1 else value
-
-
-def _fold(value: int) -> int:
-    """One's-complement 16-bit sum of the words of ``value``, in [0, 0xFFFF]."""
+def _fold(data: bytes | bytearray | memoryview) -> int:
+    """One's-complement 16-bit sum of ``data``'s words, byte-swapped, in [0, 0xFFFF]."""
+    value = int.from_bytes(data, "little")
     folded = value % 0xFFFF
     return 0xFFFF if folded == 0 and value else folded
+
+
+def _swap(word: int) -> int:
+    return ((word & 0xFF) << 8) | (word >> 8)
 
 
 def ones_complement_sum(data: bytes | bytearray | memoryview) -> int:
     """RFC 1071 sum of ``data`` (odd length padded with a zero byte); 0xFFFF when a
     segment with its checksum in place is intact."""
-    return _fold(_padded_int(data))
+    return _swap(_fold(data))
 
 
 def internet_checksum(data: bytes | bytearray | memoryview) -> int:
     """RFC 1071 checksum: the one's complement of the one's-complement sum."""
-    return 0xFFFF - _fold(_padded_int(data))
+    return _complement(int.from_bytes(data, "little"))
+
+
+def _complement(value: int) -> int:
+    """The checksum, in network order, of words whose little-endian reading sums to
+    ``value``."""
+    folded = value % 0xFFFF
+    if folded == 0:
+        return 0 if value else 0xFFFF
+    return _swap(0xFFFF - folded)
