@@ -9,6 +9,7 @@ with any Python that has rudp's dependencies, installed or not.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,3 +18,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# The workers come from a multiprocessing forkserver, a fresh interpreter that
+# does not inherit sys.path: it must import this checkout's rudp too, not an
+# installed (or editable, other) one.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
