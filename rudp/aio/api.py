@@ -39,6 +39,14 @@ _AddrInfo = tuple[int, int, int, str, Any]
 
 __all__ = ["create_connection", "create_server"]
 
+# The settings of a call that passes none (immutable, so one object serves all).
+_DEFAULT_CONFIG = Config()
+# _numeric_info's answers by its arguments: a client opens its connections to
+# the same few addresses, and each answer costs up to two inet_pton calls.
+_numeric_infos: dict[tuple[Any, ...], _AddrInfo | None] = {}
+_NUMERIC_INFOS_MAX = 256
+_KEY_TYPES = (int, str, type(None))
+
 
 async def create_connection(
     protocol_factory: Callable[[], _ProtocolT],
@@ -81,7 +89,7 @@ async def create_connection(
     ``ssl_handshake_timeout`` seconds, 60 by default); ``server_hostname`` is
     checked against the certificate (``host`` by default, ``""`` for no check)."""
     loop = asyncio.get_running_loop()
-    config = config or Config()
+    config = config or _DEFAULT_CONFIG
     server_hostname = tls.check_client_args(
         host, ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
     )
@@ -170,7 +178,7 @@ async def create_server(
     handshake fails or outlasts ``ssl_handshake_timeout`` is reset, unreported,
     as asyncio does."""
     loop = asyncio.get_running_loop()
-    config = config or Config()
+    config = config or _DEFAULT_CONFIG
     tls.check_server_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
         _check_not_ssl_socket(sock)
@@ -478,7 +486,30 @@ def _numeric_info(
     host: Any, port: Any, family: int, proto: int, flowinfo: int = 0, scope_id: int = 0
 ) -> _AddrInfo | None:
     """The addrinfo of an IP literal, without ``getaddrinfo`` (asyncio's
-    ``_ipaddr_info``); None when ``host`` is a name or ``port`` a service name."""
+    ``_ipaddr_info``); None when ``host`` is a name or ``port`` a service name.
+    Remembered for hosts and ports of the types that answer (the key must hash)."""
+    if (
+        type(host) is not str
+        or type(port) not in _KEY_TYPES
+        or type(flowinfo) is not int
+        or type(scope_id) is not int
+    ):
+        return _parse_numeric_info(host, port, family, proto, flowinfo, scope_id)
+    key = (host, port, family, proto, flowinfo, scope_id)
+    try:
+        return _numeric_infos[key]
+    except KeyError:
+        pass
+    info = _parse_numeric_info(host, port, family, proto, flowinfo, scope_id)
+    if len(_numeric_infos) >= _NUMERIC_INFOS_MAX:
+        _numeric_infos.clear()  # many addresses: start again rather than grow
+    _numeric_infos[key] = info
+    return info
+
+
+def _parse_numeric_info(
+    host: Any, port: Any, family: int, proto: int, flowinfo: int, scope_id: int
+) -> _AddrInfo | None:
     if not isinstance(host, str) or proto not in (0, socket.IPPROTO_UDP):
         return None
     if port is None or port == "":

@@ -49,7 +49,7 @@ import itertools
 import os
 import socket
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core.config import Config
@@ -87,6 +87,7 @@ _HEAP_SLACK = 64
 _heap_counter = itertools.count()
 # (A global: reading an Enum member through its class costs a lookup each time.)
 _CLOSED = State.CLOSED
+_TIME_WAIT = State.TIME_WAIT
 
 
 class Endpoint(asyncio.DatagramProtocol):
@@ -568,12 +569,18 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         if self._linger_until is not None:
             return  # lingering already
-        quiet = all(t._app_done and t._conn.state is State.TIME_WAIT for t in self._links.values())
-        if quiet:
+        if _all_quiet(self._links.values()):
             # The endpoint's timer closes the socket: armed now for whichever comes
             # first, the linger's end or a live deadline (a stale one would only
             # wake the loop to re-arm).
-            self._linger_until = self._loop.time() + self._linger
+            linger_until = self._linger_until = self._loop.time() + self._linger
+            for transport in self._links.values():
+                # (The engine's own deadline: _timer_at may predate the ACK of our FIN.)
+                at = transport._conn.next_timer()
+                if at is None or at >= linger_until:
+                    # Nothing due before the socket closes, yet the entry of the
+                    # FIN's retransmission timer would wake us up: drop it.
+                    transport._entry_at = None
             deadline = self._next_deadline()
             if deadline is not None and (not self._timer_armed or deadline != self._timer_at):
                 self._timers.arm(self, deadline)
@@ -609,9 +616,14 @@ class LoopTimer:
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> LoopTimer:
+        global _last_timer
+        timer = _last_timer()
+        if timer is not None and timer._loop is loop:
+            return timer  # the common case: one loop, and no registry search
         timer = _loop_timers.get(id(loop))
         if timer is None or timer._loop is not loop:  # (a dead loop's id, reused)
             timer = _loop_timers[id(loop)] = cls(loop)
+        _last_timer = weakref.ref(timer)
         return timer
 
     def arm(self, endpoint: Endpoint, deadline: float) -> None:
@@ -671,9 +683,26 @@ class LoopTimer:
 _loop_timers: weakref.WeakValueDictionary[int, LoopTimer] = weakref.WeakValueDictionary()
 
 
+def _no_timer() -> LoopTimer | None:
+    return None
+
+
+# The LoopTimer found last, held weakly as the registry holds them.
+_last_timer: Callable[[], LoopTimer | None] = _no_timer
+
+
 def _live(entry: tuple[float, int, Endpoint]) -> bool:
     endpoint = entry[2]
     return endpoint._timer_armed and endpoint._timer_at == entry[0]
+
+
+def _all_quiet(transports: Iterable[RudpTransport]) -> bool:
+    """Every connection is over for its application and waits in TIME-WAIT."""
+    # (A loop, not all() over a generator: this runs as every client closes.)
+    for transport in transports:
+        if transport._conn.state is not _TIME_WAIT or not transport._app_done:
+            return False
+    return True
 
 
 def _is_segment(data: bytes, verify_checksum: bool) -> bool:

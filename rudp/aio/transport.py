@@ -86,7 +86,8 @@ class RudpTransport(asyncio.Transport):
         server: Server | None = None,
         waiter: asyncio.Future[None] | None = None,
     ) -> None:
-        super().__init__(_NO_EXTRA)  # (get_extra_info answers without it)
+        # BaseTransport.__init__, inlined (get_extra_info answers without it).
+        self._extra = _NO_EXTRA
         self._loop = loop
         self._endpoint = endpoint
         self._conn = conn

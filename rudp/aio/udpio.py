@@ -148,7 +148,8 @@ class UdpTransport(asyncio.DatagramTransport):
         *,
         at_once: bool = False,
     ) -> None:
-        super().__init__(_NO_EXTRA)  # get_extra_info answers from the slots
+        # BaseTransport.__init__, inlined; get_extra_info answers from the slots.
+        self._extra = _NO_EXTRA
         try:
             self._sockname: _Address = sock.getsockname()
         except OSError:
@@ -537,7 +538,13 @@ class UdpTransport(asyncio.DatagramTransport):
                 # every SPARSE_PROBE-th time ask the kernel (poll, the cheapest
                 # question) whether more waits, and if so read on as a batch:
                 # traffic has become dense.
-                if sparse % SPARSE_PROBE or (poll is not None and not poll(0)):
+                if sparse % SPARSE_PROBE:
+                    break
+                if poll is None and _HAS_POLL:
+                    # Made at the first check, not the first sparse read: a
+                    # client's connection often ends before it gets here.
+                    poll = self._poll = _poll_of(self._fd)
+                if poll is not None and not poll(0):
                     break
                 sparse = 0
         if not delivered:
@@ -545,8 +552,6 @@ class UdpTransport(asyncio.DatagramTransport):
             return
         if reads == 1:
             self._sparse = sparse + 1
-            if poll is None:
-                self._poll = _poll_of(self._fd)
         else:
             self._sparse = 0
         if self._batch_aware:

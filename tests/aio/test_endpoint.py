@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import cast
 
 import pytest
 
 import rudp
+from rudp.aio import api
+from rudp.aio import endpoint as endpoint_module
 from rudp.aio.endpoint import Endpoint, LoopTimer
+from rudp.aio.transport import RudpTransport
 from rudp.core.state import State
 from tests.aio.aio_support import HOST, Recorder
 
@@ -252,3 +256,73 @@ async def test_a_deadline_gone_wakes_no_engine() -> None:
         await _set_deadline(endpoint, link, asyncio.get_running_loop().time() + 0.02)
         await _woken(link)
         endpoint._timers.disarm(endpoint)
+
+
+async def test_a_lingering_client_wakes_only_for_the_linger_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once its connection waits in TIME-WAIT, a closed client's endpoint is woken
+    at the linger's end and not before: the entry of the FIN's retransmission
+    timer, acknowledged since, wakes nobody."""
+    monkeypatch.setattr(endpoint_module, "TIME_WAIT_LINGER", 0.3)
+    async with asyncio.timeout(TIMEOUT):
+        server = await rudp.create_server(Recorder, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, protocol = await rudp.create_connection(Recorder, HOST, port)
+        endpoint = cast(RudpTransport, transport)._endpoint
+        transport.close()
+        assert await protocol.lost is None
+        while endpoint._linger_until is None and not endpoint.is_closed:
+            await asyncio.sleep(0.01)
+        if not endpoint.is_closed:  # (a slow machine may be past the linger already)
+            assert endpoint._timer_armed and endpoint._timer_at == endpoint._linger_until
+            live = [at for at, _, link in endpoint._heap if link._entry_at == at]
+            assert all(at >= endpoint._linger_until for at in live)
+        await endpoint.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_each_loop_has_its_own_loop_timer() -> None:
+    loop = asyncio.get_running_loop()
+    timer = LoopTimer.of(loop)
+    assert LoopTimer.of(loop) is timer
+    other = asyncio.new_event_loop()
+    try:
+        other_timer = LoopTimer.of(other)
+        assert other_timer is not timer and other_timer._loop is other
+        assert LoopTimer.of(loop) is timer  # found again after the other loop's
+    finally:
+        other.close()
+
+
+def test_numeric_addresses_are_parsed_once_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    inet_pton = socket.inet_pton
+
+    def counting(family: int, host: str) -> bytes:
+        parsed.append(host)
+        return inet_pton(family, host)
+
+    monkeypatch.setattr(socket, "inet_pton", counting)
+    monkeypatch.setattr(api, "_numeric_infos", {})
+    expected = (socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP, "", ("127.0.0.1", 5000))
+    assert api._numeric_info("127.0.0.1", 5000, 0, 0) == expected
+    assert api._numeric_info("127.0.0.1", "5000", 0, 0) == expected
+    assert api._numeric_info("127.0.0.1", 5000, 0, 0) == expected
+    assert parsed == ["127.0.0.1", "127.0.0.1"]  # one per distinct key
+    # A name is remembered as one: getaddrinfo resolves it, each time.
+    assert api._numeric_info("localhost", 80, 0, 0) is None
+    assert api._numeric_info("localhost", 80, 0, 0) is None
+    assert parsed.count("localhost") == 2  # AF_INET, then AF_INET6, once
+    # IPv6, with flow info and scope id, keyed by them too.
+    assert api._numeric_info("::1", 80, socket.AF_INET6, 0, 1, 2) == (
+        socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP, "", ("::1", 80, 1, 2)
+    )
+    assert api._numeric_info("::1", 80, socket.AF_INET6, 0)[4] == ("::1", 80, 0, 0)  # type: ignore[index]
+    # Arguments of other types are answered without the cache.
+    assert api._numeric_info("127.0.0.1", 80.0, 0, 0) is not None
+    assert api._numeric_info(b"127.0.0.1", 80, 0, 0) is None
+    for port in range(api._NUMERIC_INFOS_MAX + 10):
+        api._numeric_info("127.0.0.1", port, 0, 0)
+    assert len(api._numeric_infos) <= api._NUMERIC_INFOS_MAX

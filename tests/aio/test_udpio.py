@@ -357,6 +357,7 @@ async def test_after_single_datagrams_a_burst_is_read_whole_in_order(
         with _bound() as peer:
             await _one_at_a_time(received, peer, dest, 1)
             assert received.done_calls == 1
+            assert receiver._poll is None  # made at the first check only
             burst = _datagrams(40, 100)
             for datagram in burst:
                 peer.sendto(datagram, dest)
