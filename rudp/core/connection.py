@@ -9,6 +9,7 @@ stores never exceeds the window it advertised; the state changes only in
 from __future__ import annotations
 
 import struct
+import weakref
 from dataclasses import dataclass, field, replace
 from math import trunc
 from typing import Any
@@ -131,35 +132,51 @@ class ConnectionStats:
     challenge_acks: int = 0
     resets_sent: int = 0
     resets_received: int = 0
-    _conn: Connection | None = field(default=None, repr=False, compare=False)
+    # A weak reference: the connection holds its stats, and a strong one back
+    # would make each connection a reference cycle, freed only by the cyclic
+    # garbage collector (a full collection every few thousand connections on a
+    # busy server) instead of when its owner drops it.
+    _conn: weakref.ref[Connection] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def _live(self) -> Connection | None:
+        """The connection, while it exists (the live values read None after)."""
+        return None if self._conn is None else self._conn()
 
     @property
     def state(self) -> str:
-        return str(self._conn.state) if self._conn is not None else "CLOSED"
+        conn = self._live
+        return str(conn.state) if conn is not None else "CLOSED"
 
     @property
     def srtt(self) -> float | None:
-        return self._conn.rtt.srtt if self._conn is not None else None
+        conn = self._live
+        return conn.rtt.srtt if conn is not None else None
 
     @property
     def rttvar(self) -> float | None:
-        return self._conn.rtt.rttvar if self._conn is not None else None
+        conn = self._live
+        return conn.rtt.rttvar if conn is not None else None
 
     @property
     def rto(self) -> float | None:
-        return self._conn.rtt.rto if self._conn is not None else None
+        conn = self._live
+        return conn.rtt.rto if conn is not None else None
 
     @property
     def cwnd(self) -> int | None:
-        return self._conn.cc.cwnd if self._conn is not None else None
+        conn = self._live
+        return conn.cc.cwnd if conn is not None else None
 
     @property
     def ssthresh(self) -> int | None:
-        return self._conn.cc.ssthresh if self._conn is not None else None
+        conn = self._live
+        return conn.cc.ssthresh if conn is not None else None
 
     @property
     def bytes_in_flight(self) -> int | None:
-        return self._conn.bytes_in_flight if self._conn is not None else None
+        conn = self._live
+        return conn.bytes_in_flight if conn is not None else None
 
     def as_dict(self) -> dict[str, object]:
         """Every counter and live value, for logs and JSON."""
@@ -188,6 +205,7 @@ class Connection:
     # Slots, not a __dict__: an idle connection's footprint matters (thousands per
     # server), and a misspelt attribute fails loudly.
     __slots__ = (
+        "__weakref__",  # for ConnectionStats' back-reference
         "_above_high_water", "_ack_now", "_app_closed", "_buffer_offset", "_buffer_start",
         "_challenge_count", "_challenge_window_start", "_consecutive_timeouts", "_data_queued",
         "_dupacks",
@@ -221,7 +239,7 @@ class Connection:
         self.config = cfg = config or Config()
         self.local_port = local_port
         self.remote_port = remote_port
-        self.stats = ConnectionStats(_conn=self)
+        self.stats = ConnectionStats(_conn=weakref.ref(self))
         self._log = logger
         self.state = State.CLOSED
         # A list, not a deque: rarely more than a few events wait, and an empty
