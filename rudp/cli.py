@@ -312,9 +312,11 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     settings.add_argument(
         "--receive-buffer",
         type=_int_within(1, 2**30),
-        default=defaults.receive_buffer,
+        default=None,
         metavar="BYTES",
-        help="receive buffer, the largest window, in bytes (default %(default)s)",
+        help="a fixed receive buffer, the largest window, in bytes, as SO_RCVBUF "
+        f"(default: {defaults.receive_buffer} growing up to {defaults.receive_buffer_max} "
+        "while the application reads as fast as data comes)",
     )
     settings.add_argument(
         "--congestion-control",
@@ -348,9 +350,11 @@ def _transfer_config(args: argparse.Namespace) -> rudp.Config:
     # RFC 1122 (4.2.3.6) keepalive, so that a receiver waiting for data (or a
     # sender waiting for the verdict) notices a peer that died: a silent peer
     # is probed after 10 s and given up after 3 unanswered probes 5 s apart.
+    fixed = args.receive_buffer
+    buffers = {} if fixed is None else {"receive_buffer": fixed, "receive_buffer_max": fixed}
     return rudp.Config(
         max_segment_size=args.segment_size,
-        receive_buffer=args.receive_buffer,
+        **buffers,
         congestion_control=args.congestion_control,
         pacing=args.pacing,
         pcap_path=args.pcap,

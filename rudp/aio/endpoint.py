@@ -383,7 +383,8 @@ class Endpoint(asyncio.DatagramProtocol):
     def _service(self, transport: RudpTransport, now: float) -> None:
         """Deliver events, transmit, then drop the connection or re-arm its timer."""
         conn = transport._conn
-        transport._drain_events()
+        if conn.has_events or transport._held or transport._writing_paused:
+            transport._drain_events()
         if not self._send_paused:
             addr = None if self._connected else transport._peername
             while True:

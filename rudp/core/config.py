@@ -21,8 +21,17 @@ class Config:
     #: Largest TCP segment (header + options + payload) put in one UDP datagram.
     max_segment_size: int = 1400
     #: Receive buffer: the most in-order data held for the application, and so
-    #: the largest window advertised.
+    #: the largest window advertised -- at first: see ``receive_buffer_max``.
     receive_buffer: int = 256 * 1024
+    #: Receive-buffer autotuning, as Linux's tcp_rcv_space_adjust (its
+    #: tcp_rmem[2]): once a round trip, a connection whose application read more
+    #: than the buffer allows for grows it, up to this many bytes; it never
+    #: shrinks, and an application that does not read never grows it.  Equal to
+    #: ``receive_buffer``, autotuning is off; ``Connection.set_receive_window``
+    #: turns it off for one connection, as SO_RCVBUF does.  The window scale
+    #: offered in the SYN is chosen for this size (RFC 7323 2.3: it is fixed at
+    #: the handshake).
+    receive_buffer_max: int = 4 * 1024 * 1024
     #: Send buffer, as a kernel socket's SO_SNDBUF: the bytes a connection holds
     #: (unsent or unacknowledged) before the asyncio transport's own write buffer,
     #: and its pause_writing limits, come into play.  Also the engine's default
@@ -84,6 +93,8 @@ class Config:
             raise ValueError("max_segment_size must be within 64..65507 bytes")
         if self.receive_buffer < 1 or self.receive_buffer > (65535 << 14):
             raise ValueError("receive_buffer must be within 1..2**30 bytes")
+        if not self.receive_buffer <= self.receive_buffer_max <= 2**30:
+            raise ValueError("receive_buffer_max must be within receive_buffer..2**30 bytes")
         if self.send_buffer < 1:
             raise ValueError("send_buffer must be positive")
         if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import weakref
 from dataclasses import dataclass, field, replace
-from math import trunc
+from math import inf, trunc
 from typing import Any
 
 from . import congestion
@@ -86,6 +86,19 @@ _NOP_NOP_TS = (1, 1, 8, 10)
 _DATA_READY: Event = DataReceived(b"")
 # RFC 7323 (5.5): TS.Recent older than 24 days is no base for PAWS.
 PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
+# Receive-buffer autotuning (Linux's DRS, tcp_rcv_space_adjust): the first measure
+# expects the peer's initial window (TCP_INIT_CWND segments), and a grown buffer
+# keeps a cushion of DRS_CUSHION_SEGMENTS beyond twice what was read.
+DRS_INITIAL_SEGMENTS = 10
+DRS_CUSHION_SEGMENTS = 16
+# The shortest measuring period: the timestamp clock's tick.  On loopback a round
+# trip lasts microseconds, and a measure every few segments would cost more than
+# it tells.
+DRS_MIN_INTERVAL = 1 / TS_HZ
+# Autotuning's next measure: at the first in-order data, or never (off).  Shared
+# float objects, so that an idle connection holds no float of its own.
+_MEASURE_AT_ONCE = -inf
+_MEASURE_NEVER = inf
 # A SYN (or SYN-ACK) carrying every option we offer, in encode()'s order: the
 # header, MSS, SACK-permitted then timestamps, NOP then window scale.
 _FULL_SYN = struct.Struct("!HHIIBBHHHBBHBBBBIIBBBB")
@@ -178,11 +191,33 @@ class ConnectionStats:
         conn = self._live
         return conn.bytes_in_flight if conn is not None else None
 
+    @property
+    def receive_buffer(self) -> int | None:
+        """The receive buffer's size now, the largest window we may advertise:
+        ``Config.receive_buffer`` at first, more once autotuning grew it."""
+        conn = self._live
+        return conn.receive_buffer if conn is not None else None
+
+    @property
+    def receive_window(self) -> int | None:
+        conn = self._live
+        return conn.receive_window if conn is not None else None
+
     def as_dict(self) -> dict[str, object]:
         """Every counter and live value, for logs and JSON."""
         counters = {name: getattr(self, name) for name in self.__dataclass_fields__}
         del counters["_conn"]
-        live = ("state", "srtt", "rttvar", "rto", "cwnd", "ssthresh", "bytes_in_flight")
+        live = (
+            "state",
+            "srtt",
+            "rttvar",
+            "rto",
+            "cwnd",
+            "ssthresh",
+            "bytes_in_flight",
+            "receive_buffer",
+            "receive_window",
+        )
         return {**{name: getattr(self, name) for name in live}, **counters}
 
 
@@ -213,8 +248,9 @@ class Connection:
         "_fin_received_seq", "_fin_seq", "_high_water", "_in_recovery",
         "_keepalive_probes_sent", "_last_ack_sent", "_log", "_low_water", "_lt_bytes",
         "_min_rtt_at", "_offer_wscale", "_paced_until", "_passive_open", "_persist_backoff",
-        "_pmtud_probe", "_probe_now", "_rcv_adv_edge", "_rcv_buffer", "_reading",
-        "_recent_ooo", "_recover", "_resets", "_retransmit_now", "_reusable_listen",
+        "_pmtud_probe", "_probe_now", "_rcv_adv_edge", "_rcv_buffer", "_rcv_rtt", "_rcvq_at",
+        "_rcvq_copied", "_rcvq_space", "_reading", "_recent_ooo", "_recover", "_resets",
+        "_retransmit_now", "_reusable_listen",
         "_rtt_sent_at", "_rtt_seq", "_scoreboard", "_segs_since_ack", "_send_buffer",
         "_syn_retries", "_terminated", "_termination_pending", "_tlp_allowed", "_tlp_high",
         "_tlp_new_data", "_tlp_resend", "_ts_offset", "_ts_recent", "_ts_recent_at",
@@ -271,6 +307,17 @@ class Connection:
         self.rcv_nxt = 0
         self._rcv_buffer = ReceiveBuffer(cfg.receive_buffer)
         self._rcv_adv_edge = 0  # RCV.NXT + RCV.WND as last advertised
+        # Autotuning's measure (Linux's rcvq_space): when the next one is due
+        # (-inf: at the first in-order data; inf: never, autotuning is off),
+        # stats.bytes_delivered when the current one began, the most the
+        # application read in one (0 until the first measure), and the receiver's
+        # RTT estimate (None until a timestamp echo gave a sample).
+        self._rcvq_at = (
+            _MEASURE_AT_ONCE if cfg.receive_buffer_max > cfg.receive_buffer else _MEASURE_NEVER
+        )
+        self._rcvq_copied = 0
+        self._rcvq_space = 0
+        self._rcv_rtt: float | None = None
         self._reading = True
         self._fin_received_seq: int | None = None  # where the peer's FIN sits
         self._fin_received = False
@@ -285,7 +332,9 @@ class Connection:
         self.snd_wscale = 0  # shift applied to the peer's window field
         self.rcv_wscale = 0  # shift the peer applies to ours
         self.window_scaling = False
-        self._offer_wscale = _wscale_for(cfg.receive_buffer) if cfg.window_scale else None
+        # RFC 7323 (2.3): the shift is fixed at the handshake, so it is chosen
+        # for the largest buffer autotuning may grow to (as Linux, from tcp_rmem[2]).
+        self._offer_wscale = _wscale_for(cfg.receive_buffer_max) if cfg.window_scale else None
         self.sack_permitted = False
         self.timestamps_enabled = False
         self._ts_offset = (self.iss * 2654435761) & SEQ_MASK
@@ -384,9 +433,21 @@ class Connection:
         return max(seq_sub(self._rcv_adv_edge, self.rcv_nxt), 0)
 
     @property
+    def receive_buffer(self) -> int:
+        """The receive buffer's size now (RCV.BUFF): the largest window we may
+        advertise, grown by autotuning or set by ``set_receive_window``."""
+        return self._rcv_buffer.capacity
+
+    @property
     def bytes_in_flight(self) -> int:
         """RFC 6675 "pipe": sent bytes presumed still in the network."""
         return self._scoreboard.pipe
+
+    @property
+    def has_events(self) -> bool:
+        """Whether next_event() has something: a cheap test for an owner that
+        would otherwise call it only to be told None."""
+        return bool(self._events)
 
     def next_event(self) -> Event | None:
         events = self._events
@@ -471,6 +532,7 @@ class Connection:
             self._set_state(State.FIN_WAIT_1)
         elif self.state is State.CLOSE_WAIT:
             self._set_state(State.LAST_ACK)
+            self._end_if_only_fin_unacked()
 
     def close(self) -> None:
         """RFC 9293 3.10.4 CLOSE: FIN after the queued data; the application reads no
@@ -529,10 +591,15 @@ class Connection:
         self._maybe_window_update()
 
     def set_receive_window(self, nbytes: int) -> None:
-        """Resize the receive buffer (the largest window we will advertise)."""
+        """Resize the receive buffer (the largest window we will advertise).  As
+        SO_RCVBUF on Linux, this turns autotuning off for the connection."""
         if nbytes < 1:
             raise LocalProtocolError("receive window must be at least one byte")
         self._rcv_buffer.capacity = nbytes
+        self._rcvq_at = _MEASURE_NEVER
+        if self._offer_wscale is not None and self.state in (State.CLOSED, State.LISTEN):
+            # No SYN exchanged yet: offer a shift that lets this size be advertised.
+            self._offer_wscale = _wscale_for(max(nbytes, self.config.receive_buffer_max))
         self._maybe_window_update()
 
     def set_send_buffer_limits(self, high: int, low: int) -> None:
@@ -715,6 +782,8 @@ class Connection:
             )
             stats.bytes_received += size
             self.rcv_nxt = (seq + size) & SEQ_MASK
+            if now >= self._rcvq_at:
+                self._rcv_space_adjust(now, ts_ecr)  # once a round trip
             if flags & PSH and self._reading:
                 # As the general path: an ACK due now for a reader that waits.
                 self._segs_since_ack += 1
@@ -1166,7 +1235,11 @@ class Connection:
             self._log.info("loss_recovery", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh)
 
     def _after_ack_state_changes(self, now: float) -> None:
-        if not self._fin_queued or not self._fin_sent() or self.snd_una != self.snd_max:
+        if not self._fin_queued or not self._fin_sent():
+            return
+        if self.snd_una != self.snd_max:
+            if self.state is State.LAST_ACK:
+                self._end_if_only_fin_unacked()
             return
         # Our FIN is acknowledged.
         state = self.state
@@ -1180,6 +1253,17 @@ class Connection:
             self._enter_time_wait(now)
         elif state is State.LAST_ACK:
             self._enter_closed(None)
+
+    def _end_if_only_fin_unacked(self) -> None:
+        """LAST-ACK with every data byte acknowledged: the peer closed first and
+        has all we sent, so the connection is over for the user (RFC 9293 3.10.4:
+        CLOSE in CLOSE-WAIT), as close() on a kernel socket returns at once.  The
+        ACK of our FIN matters to the peer's TCP alone; we go on retransmitting
+        the FIN until it comes or the user timeout ends it, silently.  Else a
+        peer gone after its FIN (a client that exits once its own close is done)
+        would hold the application -- and Server.wait_closed -- that long."""
+        if self.snd_una == self._fin_seq:
+            self._terminate(None)
 
     def _process_text_and_fin(self, seg: Segment, now: float) -> None:
         state = self.state
@@ -1217,6 +1301,8 @@ class Connection:
             self.stats.bytes_received += len(payload)
             if in_order:
                 self.rcv_nxt = seq_add(self.rcv_nxt, in_order)
+                if now >= self._rcvq_at:
+                    self._rcv_space_adjust(now, seg.ts_ecr)
                 if was_gap:
                     # RFC 5681 (4.2): ACK at once when a gap is filled.
                     self._ack_now = True
@@ -1291,6 +1377,75 @@ class Connection:
             self._ack_now = True
         elif self.delayed_ack_at is None:
             self.delayed_ack_at = now + self.config.delayed_ack
+
+    def _rcv_space_adjust(self, now: float, ts_ecr: int | None) -> None:
+        """Receive-buffer autotuning, as Linux's DRS (tcp_rcv_space_adjust), when
+        in-order data arrives a round trip or more after the measure began.
+
+        What counts is what the application read in that time less what still
+        waits unread (as Linux since "tcp: add receive queue awareness in
+        tcp_rcv_space_adjust()"): only an application that keeps up with the
+        data grows the buffer.  If that is more than in any measure before, the
+        buffer grows to twice it (a lost segment costs a round trip to repair)
+        plus a cushion of DRS_CUSHION_SEGMENTS, and more in proportion to the
+        growth: a sender in slow start doubles its rate each round trip, and the
+        window we advertise now is the one it uses in the next.  The buffer
+        never shrinks and stops at ``Config.receive_buffer_max``; an application
+        that does not read never grows it.  (Linux sizes sk_rcvbuf with its
+        per-packet overhead; ours holds payload only, so the window it computes
+        is the buffer.)"""
+        buffer = self._rcv_buffer
+        ceiling = self.config.receive_buffer_max
+        # No further than the window field can say with the agreed shift.
+        field_max = 0xFFFF << self.rcv_wscale
+        if field_max < ceiling:
+            ceiling = field_max
+        if buffer.capacity >= ceiling:
+            self._rcvq_at = _MEASURE_NEVER  # nothing left to grow to: measure no more
+            return
+        delivered = self.stats.bytes_delivered
+        copied = delivered - self._rcvq_copied - len(buffer.ready)
+        mss = self.snd_mss
+        # Linux's tcp_init_buffer_space: the first measure expects the initial window.
+        space = self._rcvq_space or min(buffer.capacity, DRS_INITIAL_SEGMENTS * mss)
+        if copied > space:
+            window = 2 * copied + DRS_CUSHION_SEGMENTS * mss
+            window += 2 * (window * (copied - space) // space)
+            if window > ceiling:
+                window = ceiling
+            if window > buffer.capacity:
+                # The advertised window follows through _advertise_window: its
+                # right edge moves on (never back) by the receiver's SWS rule.
+                buffer.capacity = window
+            space = copied
+        self._rcvq_space = space
+        self._rcvq_copied = delivered
+        self._rcvq_at = now + self._receiver_rtt(now, ts_ecr)
+
+    def _receiver_rtt(self, now: float, ts_ecr: int | None) -> float:
+        """The round trip that paces autotuning's measure, as the receiver sees it
+        (Linux's rcv_rtt_est).
+
+        A bulk receiver sends only ACKs, which nothing times, so SRTT may hold the
+        handshake's sample alone.  With timestamps, the TSecr of arriving data
+        echoes the TSval of the ACK that let it go (RFC 7323 4.3), so now - TSecr
+        is a round trip (Linux's tcp_rcv_rtt_measure_ts); a sample lowers the
+        estimate at once but raises it by an eighth of the difference, because
+        a sender that paused echoes an old TSval.  Without timestamps, SRTT (the
+        handshake's sample, or our own data's); with no sample at all, the RTO."""
+        rtt = self._rcv_rtt
+        if rtt is None:
+            rtt = self.rtt.srtt
+        if ts_ecr is not None and self.timestamps_enabled:
+            # (_ts_now(now) - ts_ecr, modulo 2**32, in ticks)
+            ticks = (trunc(now * TS_HZ) + self._ts_offset - ts_ecr) & SEQ_MASK
+            if ticks < self.config.max_rto * 2 * TS_HZ:  # else no echo of ours
+                sample = ticks / TS_HZ
+                rtt = sample if rtt is None or sample < rtt else rtt + (sample - rtt) / 8
+                self._rcv_rtt = rtt
+        if rtt is None:
+            rtt = self.rtt.rto
+        return rtt if rtt > DRS_MIN_INTERVAL else DRS_MIN_INTERVAL
 
     def _maybe_window_update(self) -> None:
         # RFC 9293 3.8.6.2.2: tell the peer once the window has grown by enough.

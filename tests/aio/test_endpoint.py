@@ -160,6 +160,7 @@ class _TimedConn:
 
     state = State.ESTABLISHED
     is_closed = False
+    has_events = False
 
     def __init__(self) -> None:
         self.deadline: float | None = None
@@ -183,6 +184,8 @@ class _TimedLink:
     _finish_waiters = None
     _app_done = False
     _peername = None
+    _held = None
+    _writing_paused = False
 
     def __init__(self) -> None:
         self._conn = _TimedConn()

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 import rudp
+from rudp.core.state import State
 from tests.aio.aio_support import HOST, Recorder
 
 TIMEOUT = 10
@@ -177,3 +178,40 @@ async def test_reconnect_from_the_same_address_after_the_old_connection_ended() 
                 await endpoint.wait_closed()
                 while server._active_count:  # the server's side reaches CLOSED
                     await asyncio.sleep(0.005)
+
+
+async def test_wait_closed_returns_when_a_vanished_client_never_acks_our_fin() -> None:
+    """The client closes first, has its FIN acknowledged, and its process goes
+    away (its socket closes) before the server's FIN arrives, as a script does
+    that exits right after ``wait_closed()``.  The server's connection sits in
+    LAST-ACK with every data byte acknowledged and only its FIN unanswered: the
+    handler's ``writer.wait_closed()`` and ``Server.wait_closed()`` return at
+    once, as over kernel TCP (RFC 9293 3.10.4: CLOSE in CLOSE-WAIT), instead of
+    after the user timeout; the engine goes on retransmitting the FIN meanwhile."""
+    handler_done = asyncio.Event()
+    states: list[State] = []
+
+    async def reply_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read())  # all of it, up to the client's FIN
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the client is gone by now
+        writer.close()
+        await writer.wait_closed()
+        states.append(writer.transport._conn.state)  # type: ignore[attr-defined]
+        handler_done.set()
+
+    async with asyncio.timeout(TIMEOUT):  # the user timeout (300 s) would fail it
+        server = await rudp.start_server(reply_then_close, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await rudp.open_connection(HOST, port)
+        writer.write(b"ping")
+        writer.write_eof()
+        assert await reader.readexactly(4) == b"ping"
+        await asyncio.sleep(0.05)  # the ACK of the reply goes out
+        # The client's process ends: its socket closes under the connection.
+        writer.transport._endpoint._udp.close()  # type: ignore[attr-defined]
+        await handler_done.wait()
+        assert states == [State.LAST_ACK]  # the FIN is still outstanding
+        server.close()
+        await server.wait_closed()
+        assert server.stats().connections_active == 1  # still retransmitting its FIN

@@ -27,6 +27,7 @@ from engine_helpers import (
     time_wait,
 )
 
+from rudp.core.config import Config
 from rudp.core.errors import LocalProtocolError
 from rudp.core.events import ConnectionTerminated, DataReceived, EofReceived, Event
 from rudp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
@@ -251,19 +252,55 @@ def test_close_wait_retransmitted_fin_is_acked_again_rfc9293_3_10_7_4() -> None:
 
 def test_close_wait_close_sends_fin_enters_last_ack_rfc9293_3_10_4() -> None:
     """RFC 9293 3.10.4 CLOSE in CLOSE-WAIT: send FIN, enter LAST-ACK; the ACK of
-    the FIN closes the connection (RFC 9293 3.10.7.4 fifth, LAST-ACK)."""
+    the FIN closes the connection (RFC 9293 3.10.7.4 fifth, LAST-ACK).  With no
+    data unacknowledged the user is done at once (ConnectionTerminated before
+    the FIN's ACK), and the ACK adds no second event."""
     conn = close_wait()
     conn.close()
     assert sent(conn, 2.0) == [seg(SND, RCV + 1, FIN | ACK, window=OUR_WINDOW)]
     assert conn.state is State.LAST_ACK
     assert conn.next_timer() == 2.0 + RTO
-    assert events(conn) == []
+    assert events(conn) == [ConnectionTerminated(None)]
     feed(conn, seg(RCV + 1, SND + 1), 2.1)
     assert sent(conn, 2.1) == []
     assert conn.state is State.CLOSED
     assert conn.is_closed
-    assert events(conn) == [ConnectionTerminated(None)]
+    assert events(conn) == []
     assert conn.next_timer() is None
+
+
+def test_last_ack_user_done_only_once_every_data_byte_is_acked_rfc9293_3_10_4() -> None:
+    """LAST-ACK with data in flight: the user is not done until the peer has
+    acknowledged every data byte (nothing accepted may be lost silently); the ACK
+    of the data, not yet of the FIN, ends it for the user; the FIN goes on being
+    retransmitted; the user timeout then ends the engine without a second event."""
+    conn = close_wait()
+    conn.send(b"reply")
+    conn.close()
+    assert sent(conn, 2.0) == [
+        seg(SND, RCV + 1, FIN | ACK | PSH, window=OUR_WINDOW, payload=b"reply")
+    ]
+    assert conn.state is State.LAST_ACK
+    assert events(conn) == []
+    feed(conn, seg(RCV + 1, SND + 4), 2.1)  # four of the five bytes
+    assert events(conn) == []
+    feed(conn, seg(RCV + 1, SND + 5), 2.2)  # all the data, not the FIN
+    assert events(conn) == [ConnectionTerminated(None)]
+    assert conn.state is State.LAST_ACK
+    assert fire(conn, 2.2 + RTO) == [seg(SND + 5, RCV + 1, FIN | ACK, window=OUR_WINDOW)]
+    fire(conn, 2.2 + Config().user_timeout + 1.0)
+    assert conn.is_closed
+    assert events(conn) == []
+
+
+def test_last_ack_after_shutdown_write_ends_for_the_user_once_data_is_acked() -> None:
+    """write_eof in CLOSE-WAIT (RFC 9293 3.10.4 via the half-close) reaches
+    LAST-ACK too: the same rule, whether or not the application closed."""
+    conn = close_wait()
+    conn.shutdown_write()
+    assert sent(conn, 2.0) == [seg(SND, RCV + 1, FIN | ACK, window=OUR_WINDOW)]
+    assert conn.state is State.LAST_ACK
+    assert events(conn) == [ConnectionTerminated(None)]
 
 
 def test_last_ack_fin_retransmitted_until_acked_rfc6298_5_5() -> None:

@@ -40,7 +40,8 @@ RCV = PEER_ISN + 1  # the peer's first data byte
 def test_closed_connect_sends_syn_with_every_option_rfc9293_3_5() -> None:
     """RFC 9293 3.5 / 3.7.1, RFC 2018 2, RFC 7323 2-3: the SYN carries MSS
     (max_segment_size - 20), SACK-permitted, timestamps (TSecr 0) and the window
-    scale for a 256 KiB buffer (shift 3); its own window is unscaled."""
+    scale for the 4 MiB that receive-buffer autotuning may grow to (shift 7: RFC
+    7323 2.3 fixes it at the handshake); its own window is unscaled."""
     conn = Connection(Config(), isn=ISN)
     conn.connect(0.0)
     [syn] = sent(conn, 0.0)
@@ -52,7 +53,7 @@ def test_closed_connect_sends_syn_with_every_option_rfc9293_3_5() -> None:
         window=0xFFFF,
         mss=1380,
         sack_permitted=True,
-        wscale=3,
+        wscale=7,
         ts_val=syn.ts_val,
         ts_ecr=0,
     )
@@ -69,9 +70,12 @@ def test_closed_connect_sends_syn_with_every_option_rfc9293_3_5() -> None:
         ({"timestamps": False}, {"ts_val": None, "ts_ecr": None}),
         ({"window_scale": False}, {"wscale": None}),
         # RFC 7323 2.2: prepared to scale, so offer the option even with shift 0.
-        ({"receive_buffer": 65535}, {"wscale": 0}),
-        ({"receive_buffer": 1000}, {"wscale": 0, "window": 1000}),
-        ({"receive_buffer": 65535 << 14}, {"wscale": 14}),
+        ({"receive_buffer": 65535, "receive_buffer_max": 65535}, {"wscale": 0}),
+        ({"receive_buffer": 1000, "receive_buffer_max": 1000}, {"wscale": 0, "window": 1000}),
+        ({"receive_buffer": 65535 << 14, "receive_buffer_max": 65535 << 14}, {"wscale": 14}),
+        # RFC 7323 2.3: the shift is chosen for the buffer autotuning may grow to.
+        ({"receive_buffer": 1000}, {"wscale": 7, "window": 1000}),
+        ({"receive_buffer_max": 256 * 1024}, {"wscale": 3}),
     ],
 )
 def test_closed_connect_syn_options_follow_config_rfc9293_3_7_1(
@@ -87,7 +91,7 @@ def test_closed_connect_syn_options_follow_config_rfc9293_3_7_1(
         "window": 0xFFFF,
         "mss": 1380,
         "sack_permitted": True,
-        "wscale": 3,
+        "wscale": 7,
         "ts_ecr": 0,
     }
     fields.update(expected)
@@ -124,12 +128,12 @@ def test_syn_sent_syn_ack_negotiates_every_option_rfc7323_rfc2018() -> None:
     assert syn.ts_val is not None
     feed(conn, syn_ack(PEER_ISN, SND, mss=1460, ts=(777, syn.ts_val), wscale=7), 0.125)
     [ack] = sent(conn, 0.125)
-    # Our window (256 KiB) goes out shifted by our scale (3); TSecr echoes 777.
+    # Our window (256 KiB) goes out shifted by our scale (7); TSecr echoes 777.
     assert ack == seg(
-        SND, RCV, ACK, window=262144 >> 3, ts_val=seq_add(syn.ts_val, 125), ts_ecr=777
+        SND, RCV, ACK, window=262144 >> 7, ts_val=seq_add(syn.ts_val, 125), ts_ecr=777
     )
     assert conn.timestamps_enabled and conn.sack_permitted
-    assert (conn.snd_wscale, conn.rcv_wscale) == (7, 3)
+    assert (conn.snd_wscale, conn.rcv_wscale) == (7, 7)
     assert conn.peer_mss == 1460
     assert conn.snd_mss == OUR_MSS - 12 == 1368
 
@@ -279,7 +283,7 @@ def test_syn_sent_timeout_retransmits_syn_with_backoff_rfc6298_5_5() -> None:
             window=0xFFFF,
             mss=1380,
             sack_permitted=True,
-            wscale=3,
+            wscale=7,
             ts_val=seq_add(first.ts_val, int(at * 1000)),
             ts_ecr=0,
         )
@@ -409,12 +413,12 @@ def test_listen_syn_answers_syn_ack_with_offered_options_rfc9293_3_10_7_2() -> N
         window=0xFFFF,
         mss=1380,
         sack_permitted=True,
-        wscale=3,
+        wscale=7,
         ts_val=answer.ts_val,
         ts_ecr=500,
     )
     assert conn.state is State.SYN_RECEIVED
-    assert (conn.snd_wscale, conn.rcv_wscale) == (7, 3)
+    assert (conn.snd_wscale, conn.rcv_wscale) == (7, 7)
     assert conn.next_timer() == 1.0
 
 
@@ -423,7 +427,7 @@ def test_listen_syn_answers_syn_ack_with_offered_options_rfc9293_3_10_7_2() -> N
     [
         ({"mss": 1460, "sack": False}, {}),
         ({"mss": None, "sack": True}, {"sack_permitted": True}),
-        ({"mss": 1460, "sack": False, "wscale": 0}, {"wscale": 3}),
+        ({"mss": 1460, "sack": False, "wscale": 0}, {"wscale": 7}),
         ({"mss": 1460, "sack": False, "ts": (9, 0)}, {"ts_ecr": 9}),
     ],
 )
@@ -567,7 +571,7 @@ def test_syn_received_small_buffer_answers_wscale_0_rfc7323_2_2() -> None:
     option, so our reading of its windows must follow what we answered; a TCP
     prepared to scale SHOULD answer with shift 0 (a 64 KiB buffer) rather than
     omit the option."""
-    conn = listening(receive_buffer=65535)
+    conn = listening(receive_buffer=65535, receive_buffer_max=65535)
     feed(conn, syn_ack(PEER_ISN, 0, flags=SYN, wscale=7), 0.0)
     [answer] = sent(conn, 0.0)
     assert answer.wscale == 0

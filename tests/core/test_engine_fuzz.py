@@ -729,6 +729,11 @@ class Fuzzer:
             assert 0 <= getattr(conn, name) <= SEQ_MASK, name
         assert seq_le(conn.snd_una, conn.snd_nxt), conn
         assert seq_le(conn.snd_nxt, conn.snd_max), conn
+        # Autotuning (Linux DRS) grows the buffer, never past receive_buffer_max
+        # (set_receive_window may set any size).
+        capacity = conn.receive_buffer
+        assert capacity <= max(conn.config.receive_buffer_max, self.largest_buffer), capacity
+        self.largest_buffer = max(self.largest_buffer, capacity)
         # What we advertise is rounded up to a multiple of 2**wscale (RFC 7323 2.3).
         limit = self.largest_buffer + (1 << conn.rcv_wscale)
         assert receive_held(conn) <= limit, (receive_held(conn), limit)

@@ -23,6 +23,7 @@ from rudp.core.connection import Connection
 from rudp.core.scoreboard import Scoreboard
 from rudp.core.segment import ACK, PSH, Segment, decode, encode
 from rudp.core.seq import seq_add, seq_sub
+from rudp.core.state import State
 
 SCRIPTS = 300
 STEPS = 80
@@ -57,6 +58,14 @@ def _state(conn: Connection) -> dict[str, Any]:
         conn._rtt_seq, conn._tlp_allowed, conn._dupacks, conn._lt_bytes, conn._above_high_water,
     )
     snapshot["receive"] = (bytes(conn._rcv_buffer.ready), conn._data_queued, conn._last_ack_sent)
+    # Receive-buffer autotuning (Linux DRS): its measure and the buffer it grew.
+    snapshot["autotuning"] = (
+        conn._rcv_buffer.capacity,
+        conn._rcvq_at,
+        conn._rcvq_copied,
+        conn._rcvq_space,
+        conn._rcv_rtt,
+    )
     board = conn._scoreboard
     snapshot["scoreboard"] = (
         [(r.start, r.end, r.sent_at, r.sacked, r.lost, r.retransmitted) for r in board],
@@ -119,7 +128,7 @@ def _play(seed: int) -> None:
     rng = random.Random(seed)
     options = {
         "peer_ts": rng.random() < 0.6,
-        "receive_buffer": rng.choice([8000, 65535, 256 * 1024]),
+        "receive_buffer": rng.choice([3000, 8000, 65535, 256 * 1024]),
         "peer_mss": rng.choice([536, 1460]),
         "nagle": rng.random() < 0.3,
     }
@@ -133,8 +142,10 @@ def _play(seed: int) -> None:
     for step in range(STEPS):
         now += rng.choice([0.0, 0.0, 0.001, 0.05])
         action = rng.random()
-        if fast.is_closed:
-            break  # (the scripted peer can make it give up)
+        if fast.state is State.CLOSED:
+            # (The scripted peer can make it give up -- while reading is paused,
+            # with data still unread, so not yet is_closed.)
+            break
         if action < 0.25:
             data = bytes(rng.choice([1, 64, 500, 1448 * 3, 1448 * 4, 20000]))
             fast.send(data)
@@ -184,17 +195,27 @@ def test_fast_paths_do_what_the_general_paths_do_rfc9293_3_10_7_4(chunk: int) ->
 def test_the_scripts_take_every_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The comparison above means something only if the scripts reach each fast
     path: header prediction with and without a new ACK, the ACK of everything
-    sent (Scoreboard.ack_all), bursts of several segments and of a single one."""
-    taken = {"predicted": 0, "predicted ack": 0, "ack_all": 0, "burst": 0, "one segment": 0}
+    sent (Scoreboard.ack_all), bursts of several segments and of a single one --
+    and header prediction taking the round trip's autotuning measure (Linux DRS,
+    tcp_rcv_space_adjust; growing the buffer is compared in the test after)."""
+    taken = {
+        "predicted": 0,
+        "predicted ack": 0,
+        "predicted measure": 0,
+        "ack_all": 0,
+        "burst": 0,
+        "one segment": 0,
+    }
     predicted, ack_all, burst = (
         Connection._receive_predicted, Scoreboard.ack_all, Connection._send_burst
     )
 
     def count_predicted(self: Connection, data: bytes, now: float) -> bool:
-        una = self.snd_una
+        una, measure_at = self.snd_una, self._rcvq_at
         took = predicted(self, data, now)
         taken["predicted"] += took
         taken["predicted ack"] += took and self.snd_una != una
+        taken["predicted measure"] += took and self._rcvq_at != measure_at
         return took
 
     def count_ack_all(self: Scoreboard, now: float) -> int:
@@ -211,6 +232,63 @@ def test_the_scripts_take_every_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
     for seed in range(50):
         _play(seed)
     assert min(taken.values()) > 20, taken
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_autotuning_grows_the_same_buffer_on_both_paths_linux_drs(timestamps: bool) -> None:
+    """Receive-buffer autotuning (Linux DRS, tcp_rcv_space_adjust) measures when
+    in-order data arrives, in header prediction or in the general path: a bulk
+    receiver that reads as data comes from a sender in slow start (its rate
+    doubling each 100 ms round trip), with now and then a segment lost and
+    repaired (the repair goes the general way), grows its buffer round trip by
+    round trip -- the same buffer, measure and receiver RTT on both engines."""
+    rtt = 0.1
+    rng = random.Random(7)
+    fast = established(peer_ts=timestamps, peer_wscale=7)
+    slow = established(peer_ts=timestamps, peer_wscale=7)
+    slow.__class__ = GeneralPathsOnly
+    mss = fast.snd_mss
+    seq = seq_add(PEER_ISN, 1)
+    ts_val, now = 100, 1.0
+    our_ts: list[tuple[float, int]] = [(0.0, 0)]  # (when, TSval) of what we sent
+    grown_fast = 0
+    held: bytes | None = None  # a segment "lost", sent after the next ones
+    for step in range(120):
+        now += rtt / 20
+        # The peer echoes the TSval of our latest segment it has seen (RFC 7323 4.3).
+        ts_ecr = [ts for at, ts in our_ts if at <= now - rtt][-1]
+        for _ in range(2 ** (step // 20)):
+            ts_val += 1
+            segment = Segment(
+                seq=seq,
+                ack=fast.snd_max,
+                flags=ACK,
+                window=65535,
+                payload=bytes(mss),
+                ts_val=ts_val if timestamps else None,
+                ts_ecr=ts_ecr if timestamps else None,
+            )
+            seq = seq_add(seq, mss)
+            batch = [encode(segment)]
+            if held is None and rng.random() < 0.01:
+                held, batch = batch[0], []
+            elif held is not None and rng.random() < 0.2:
+                batch.append(held)
+                held = None
+            for data in batch:
+                capacity = fast.receive_buffer
+                predicted = fast._receive_predicted(data, now)
+                if not predicted:
+                    fast.receive_datagram(data, now)
+                grown_fast += predicted and fast.receive_buffer > capacity
+                slow.receive_datagram(data, now)
+            out = fast.datagrams_to_send(now)
+            assert out == slow.datagrams_to_send(now), step
+            our_ts += [(now, decode(d, verify_checksum=False).ts_val or 0) for d in out]
+            assert _drain(fast) == _drain(slow), step
+            assert _state(fast) == _state(slow), step
+    assert fast.receive_buffer > 4 * fast.config.receive_buffer
+    assert grown_fast >= 3, grown_fast
 
 
 @pytest.mark.parametrize("timestamps", [False, True])

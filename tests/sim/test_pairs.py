@@ -602,7 +602,10 @@ def make_scenario(seed: int, *, extras: bool = False) -> Scenario:
             return CONFIG
         return Config(
             max_segment_size=rng.choice([1400, 1400, 536, 200]),
-            receive_buffer=rng.choice([256 * 1024, 64 * 1024, 8192, 3000]),
+            receive_buffer=(buffer := rng.choice([256 * 1024, 64 * 1024, 8192, 3000])),
+        # Half fixed (small windows: zero windows and persist probes), half
+        # autotuned from that start.
+        receive_buffer_max=buffer if rng.random() < 0.5 else max(buffer, 4 << 20),
             sack=rng.random() < 0.7,
             timestamps=rng.random() < 0.7,
             window_scale=rng.random() < 0.7,

@@ -190,7 +190,10 @@ def make_config(rng: random.Random, aborting: bool) -> Config:
     keepalive = aborting or rng.random() < 0.15
     return Config(
         max_segment_size=rng.choice([1400, 1400, 536, 200]),
-        receive_buffer=rng.choice([256 * 1024, 64 * 1024, 16 * 1024, 4096, 1500]),
+        receive_buffer=(buffer := rng.choice([256 * 1024, 64 * 1024, 16 * 1024, 4096, 1500])),
+        # Half fixed (small windows: zero windows and persist probes), half
+        # autotuned from that start.
+        receive_buffer_max=buffer if rng.random() < 0.5 else max(buffer, 4 << 20),
         sack=rng.random() < 0.7,
         timestamps=rng.random() < 0.7,
         window_scale=rng.random() < 0.7,
