@@ -123,6 +123,18 @@ _SYN_SENT = State.SYN_SENT
 _SYN_RECEIVED = State.SYN_RECEIVED
 
 
+def _is_dsack(blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
+    """RFC 2883 (4) / RFC 3708 (2): the first block reports a duplicate when it
+    lies below the cumulative ACK or inside the second block."""
+    left, right = blocks[0]
+    if seq_le(right, ack):
+        return True
+    if len(blocks) > 1:
+        outer_left, outer_right = blocks[1]
+        return seq_le(outer_left, left) and seq_le(right, outer_right)
+    return False
+
+
 @dataclass(slots=True)
 class ConnectionStats:
     """Counters a debugger or a benchmark reads (all grow monotonically), and,
@@ -140,6 +152,9 @@ class ConnectionStats:
     fast_retransmits: int = 0
     duplicate_segments: int = 0
     out_of_order_segments: int = 0
+    #: RFC 2883 D-SACKs: duplicates we reported, and reports of ours the peer sent.
+    dsacks_sent: int = 0
+    dsacks_received: int = 0
     dropped_malformed: int = 0
     dropped_unacceptable: int = 0
     challenge_acks: int = 0
@@ -248,7 +263,8 @@ class Connection:
         "_fin_received_seq", "_fin_seq", "_high_water", "_in_recovery",
         "_keepalive_probes_sent", "_last_ack_sent", "_log", "_low_water", "_lt_bytes",
         "_min_rtt_at", "_offer_wscale", "_paced_until", "_passive_open", "_persist_backoff",
-        "_pmtud_probe", "_probe_now", "_rcv_adv_edge", "_rcv_buffer", "_rcv_rtt", "_rcvq_at",
+        "_dsack", "_pmtud_probe", "_probe_now", "_rcv_adv_edge", "_rcv_buffer", "_rcv_rtt",
+        "_rcvq_at",
         "_rcvq_copied", "_rcvq_space", "_reading", "_recent_ooo", "_recover", "_resets",
         "_retransmit_now", "_reusable_listen",
         "_rtt_sent_at", "_rtt_seq", "_scoreboard", "_segs_since_ack", "_send_buffer",
@@ -403,6 +419,9 @@ class Connection:
         self._ts_recent_at = 0.0  # when TS.Recent was last updated (RFC 7323 5.5)
         # Starts of the latest out-of-order arrivals, newest first (RFC 2018 4).
         self._recent_ooo: list[int] = []
+        # RFC 2883: a duplicate [left, right) in sequence space, reported in the
+        # first SACK block of the next ACK, once.
+        self._dsack: tuple[int, int] | None = None
         self._lt_bytes = 0  # RFC 3042 limited-transmit bytes now in flight
 
     # ------------------------------------------------------------------ reading
@@ -880,7 +899,8 @@ class Connection:
                 # The persist timer fired and no data could go: probe the window.
                 self._probe_now = False
                 self._send_window_probe(now, out)
-        if self._ack_now and state is not _SYN_SENT:
+        if (self._ack_now or self._dsack is not None) and state is not _SYN_SENT:
+            # (A D-SACK rides on a pure ACK even when data just carried the ACK.)
             out.append(self._make_ack(now))
         return out
 
@@ -1011,6 +1031,7 @@ class Connection:
         self._ack_now = True
         if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
             self.stats.duplicate_segments += 1
+            self._note_duplicate(seg.seq, seq_add(seg.seq, len(seg.payload)))
         if self.state is State.TIME_WAIT and seg.flags & FIN:
             # RFC 9293 3.10.7.4: a retransmitted FIN in TIME-WAIT is acknowledged
             # and restarts the 2 MSL timeout.
@@ -1099,10 +1120,18 @@ class Connection:
             # discarded with an ACK, text and all.
             self._ack_now = True
             return False
+        blocks = seg.sack_blocks
+        if blocks and self.sack_permitted and _is_dsack(blocks, ack):
+            self.stats.dsacks_received += 1
+            if self._tlp_high is not None and seq_ge(ack, self._tlp_high):
+                # RFC 8985 (7.4.2): the probe was a duplicate -- the original
+                # arrived too, nothing was lost: the episode ends with no
+                # congestion response (as Linux's tcp_process_tlp_ack).
+                self._tlp_high = None
         if acked > 0:
             self._on_new_ack(ack, seg.ts_ecr, acked, now)
-        if seg.sack_blocks and self.sack_permitted:
-            self._take_sack_blocks(seg.sack_blocks, now)
+        if blocks and self.sack_permitted:
+            self._take_sack_blocks(blocks, now)
         if acked == 0:
             self._maybe_duplicate_ack(seg, now)
         if self._scoreboard.outstanding:
@@ -1282,6 +1311,8 @@ class Connection:
         # Trim what we already have (the left edge) and what lies past the window.
         offset = seq_sub(self.rcv_nxt, seq)
         if offset > 0:
+            if payload:
+                self._note_duplicate(seq, seq_add(seq, min(offset, len(payload))))
             payload = payload[offset:]
             seq = self.rcv_nxt
         fin = bool(seg.flags & FIN)
@@ -1297,6 +1328,13 @@ class Connection:
         if payload:
             start = self._rcv_buffer.delivered_end + seq_sub(seq, self.rcv_nxt)
             was_gap = self._rcv_buffer.has_gaps
+            if was_gap and self.sack_permitted:
+                end = start + len(payload)
+                for held_start, held_end in self._rcv_buffer.ranges():
+                    if held_start <= start and end <= held_end:
+                        # All of it is held already, out of order (RFC 2883 4.1.3).
+                        self._note_duplicate(seq, seq_add(seq, len(payload)))
+                        break
             in_order = self._rcv_buffer.insert(start, bytes(payload))
             self.stats.bytes_received += len(payload)
             if in_order:
@@ -1861,8 +1899,9 @@ class Connection:
         self.rto_at = now + self.rtt.rto
 
     def _end_tlp_episode(self, now: float) -> None:
-        # RFC 8985 (7.4.2): without D-SACK we cannot tell whether the probe
-        # repaired a loss, so we assume it did and reduce the window once.
+        # RFC 8985 (7.4.2): the episode ended with no D-SACK for the probe (that
+        # case ends it in _process_ack): the probe repaired a loss, so the
+        # window is reduced once.
         self._tlp_high = None
         if not self._in_recovery:
             self.cc.on_loss(now, self._scoreboard.outstanding)
@@ -1881,11 +1920,18 @@ class Connection:
         # SND.MAX, not SND.NXT: while going back after a timeout, SND.NXT sits
         # below what the peer has already received and a bare ACK carrying it
         # would fail the peer's acceptability test (as BSD's tcp_output notes).
-        if self.sack_permitted and self._rcv_buffer.has_gaps:
+        if self.sack_permitted and (self._rcv_buffer.has_gaps or self._dsack is not None):
             seg = Segment(seq=self.snd_max, ack=self.rcv_nxt, flags=ACK)
             seg.sack_blocks = self._sack_blocks()
             return self._finish_with_ack(seg, now)
         return self._pack_with_ack(self.snd_max, ACK, b"", now)
+
+    def _note_duplicate(self, left: int, right: int) -> None:
+        """Data we already had arrived again: RFC 2883 (4) reports it to the
+        sender (a D-SACK), which tells it the resend was needless."""
+        if self.sack_permitted:
+            self._dsack = (left, right)
+            self._ack_now = True
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         # RFC 2018 (4): the first block holds the newest arrival, the next ones
@@ -1893,17 +1939,26 @@ class Connection:
         # most 3 fit beside timestamps.
         ranges = self._rcv_buffer.ranges()
         chosen: list[tuple[int, int]] = []
+        base = self._rcv_buffer.delivered_end
+        dsack = self._dsack
+        if dsack is not None:
+            # RFC 2883 (4): the duplicate goes first, followed by the block that
+            # holds it when it lies above the cumulative ACK (4.1.3); reported once.
+            self._dsack = None
+            self.stats.dsacks_sent += 1
+            left = base + seq_sub(dsack[0], self.rcv_nxt)
+            chosen += [r for r in ranges if r[0] <= left < r[1]]
         for start in self._recent_ooo:
             for r in ranges:
                 if r[0] <= start < r[1] and r not in chosen:
                     chosen.append(r)
         chosen += [r for r in reversed(ranges) if r not in chosen]
-        base = self._rcv_buffer.delivered_end
         limit = 3 if self.timestamps_enabled else 4
-        return tuple(
+        blocks = tuple(
             (seq_add(self.rcv_nxt, start - base), seq_add(self.rcv_nxt, end - base))
-            for start, end in chosen[:limit]
+            for start, end in chosen
         )
+        return (dsack, *blocks)[:limit] if dsack is not None else blocks[:limit]
 
     def _pack_with_ack(
         self, seq: int, flags: int, payload: bytes | bytearray | memoryview, now: float

@@ -92,12 +92,13 @@ def test_established_delayed_ack_zero_acks_every_segment() -> None:
 def test_established_old_duplicate_is_acked_not_delivered_rfc9293_3_10_7_4() -> None:
     """RFC 9293 3.10.7.4 first: an unacceptable segment (all of it below RCV.NXT)
     gets <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> at once and is dropped: the
-    application never sees the bytes twice."""
+    application never sees the bytes twice.  With SACK the ACK reports the
+    duplicate (RFC 2883 4.1.1)."""
     conn = established()
     feed(conn, seg(RCV, SND, payload=payload(100)), 1.0)
     assert events(conn) == [DataReceived(payload(100))]
     feed(conn, seg(RCV, SND, payload=payload(100)), 1.5)
-    assert sent(conn, 1.5) == [ack_of(RCV + 100)]
+    assert sent(conn, 1.5) == [ack_of(RCV + 100, sack_blocks=((RCV, RCV + 100),))]
     assert events(conn) == []
     assert conn.stats.duplicate_segments == 1
 
@@ -140,7 +141,10 @@ def test_established_unacceptable_segment_gets_ack_and_is_dropped_rfc9293_3_10_7
     conn = established(receive_buffer=4096)
     assert conn.receive_window == 4096
     feed(conn, segment, 1.0)
-    assert sent(conn, 1.0) == [ack_of(RCV, window=4096)]
+    # Data we already had is reported as a duplicate (RFC 2883 4.1.1).
+    duplicate = ((segment.seq, RCV),) if segment.payload and segment.seq != RCV + 4096 else None
+    options = {} if duplicate is None else {"sack_blocks": duplicate}
+    assert sent(conn, 1.0) == [ack_of(RCV, window=4096, **options)]
     assert events(conn) == []
     assert conn.stats.dropped_unacceptable == 1
 
@@ -228,10 +232,14 @@ def test_established_out_of_order_without_sack_permitted_has_no_blocks_rfc2018_2
 
 
 def test_established_duplicate_out_of_order_segment_is_delivered_once() -> None:
+    """The second copy of an out-of-order segment is reported as a D-SACK, then
+    the block that holds it (RFC 2883 4.1.3)."""
     conn = established()
-    for at in (1.0, 1.01):
-        feed(conn, seg(RCV + 100, SND, payload=payload(100, 100)), at)
-        assert sent(conn, at) == [ack_of(RCV, sack_blocks=((RCV + 100, RCV + 200),))]
+    block = (RCV + 100, RCV + 200)
+    feed(conn, seg(RCV + 100, SND, payload=payload(100, 100)), 1.0)
+    assert sent(conn, 1.0) == [ack_of(RCV, sack_blocks=(block,))]
+    feed(conn, seg(RCV + 100, SND, payload=payload(100, 100)), 1.01)
+    assert sent(conn, 1.01) == [ack_of(RCV, sack_blocks=(block, block))]
     feed(conn, seg(RCV, SND, payload=payload(150)), 1.02)
     feed(conn, seg(RCV + 100, SND, payload=payload(100, 100)), 1.03)
     assert events(conn) == [DataReceived(payload(200))]

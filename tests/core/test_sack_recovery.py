@@ -298,8 +298,8 @@ def test_tlp_sends_new_data_if_waiting_and_window_allows_rfc8985_7_3() -> None:
 
 
 def test_tlp_retransmission_acknowledged_reduces_window_once_rfc8985_7_4_2() -> None:
-    """RFC 8985 7.4.2: without D-SACK the sender cannot tell whether the probe
-    repaired a loss, so an ACK covering a retransmitted probe counts as one
+    """RFC 8985 7.4.2: an ACK covering a retransmitted probe, with no D-SACK
+    saying the probe was a duplicate, means the probe repaired a loss: one
     congestion event: CUBIC reduces cwnd once (beta = 0.7; three segments in a
     ten-segment window are application-limited, so the ACK itself grew nothing,
     RFC 9438 4.6), and ACKs of a window-limited flight grow it again."""
@@ -313,6 +313,20 @@ def test_tlp_retransmission_acknowledged_reduces_window_once_rfc8985_7_4_2() -> 
     sack(conn, 3.0, ack=8)
     assert conn.cc.cwnd > reduced
     assert conn.cc.ssthresh == reduced
+
+
+def test_tlp_probe_reported_as_duplicate_keeps_window_rfc8985_7_4_2_rfc2883() -> None:
+    """RFC 8985 7.4.2: the ACK that covers the probe carries a D-SACK for it
+    (RFC 2883: the first block below the cumulative ACK): the original arrived
+    too, nothing was lost, and the episode ends with no reduction."""
+    conn = flight(3, rtt=0.5)
+    assert fire(conn, PROBE_AT) == [data(2, psh=True)]
+    cwnd = conn.cc.cwnd
+    assert sack(conn, 2.5, (2, 3), ack=3) == []
+    assert conn.stats.dsacks_received == 1
+    assert conn.cc.cwnd == cwnd
+    assert conn.cc.ssthresh > 2**40
+    assert conn._tlp_high is None
 
 
 def test_tlp_of_new_data_acknowledged_keeps_window_rfc8985_7_4_2() -> None:
