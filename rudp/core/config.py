@@ -55,6 +55,13 @@ class Config:
     congestion_control: str = "cubic"
     #: RFC 6928 initial window, in segments.
     initial_window: int = 10
+    #: RFC 9406 HyStart++ in the initial slow start: once the round-trip time
+    #: grows by an eighth (4 to 16 ms) within a round, the window grows at a
+    #: quarter of the rate for five rounds, then congestion avoidance begins --
+    #: before the bottleneck queue overflows rather than after.  Needs RTT
+    #: samples on most ACKs (``timestamps``).  On by default, as Linux's CUBIC
+    #: runs HyStart.
+    hystart: bool = True
     #: Nagle's algorithm (RFC 896); off like asyncio's TCP_NODELAY.
     nagle: bool = False
     #: Maximum segment lifetime; TIME-WAIT lasts 2 * msl.

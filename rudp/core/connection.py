@@ -359,7 +359,8 @@ class Connection:
 
         # Reliability and congestion control.
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
-        self.cc = congestion.create(cfg.congestion_control, self.snd_mss, cfg.initial_window)
+        self.cc = congestion.create(cfg.congestion_control, self.snd_mss, cfg.initial_window,
+                                    self.rtt, hystart=cfg.hystart, paced=cfg.pacing)
         self._rtt_seq: int | None = None  # Karn: the one segment being timed
         # TSval of our latest retransmission: echoes older than it may be the
         # peer re-acknowledging an original, and would measure our RTO wait.

@@ -19,7 +19,17 @@ _KEEP_SRTT = 1 - ALPHA
 
 
 class RttEstimator:
-    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "_base_rto", "_backoff", "samples", "rto")
+    __slots__ = (
+        "srtt",
+        "rttvar",
+        "min_rto",
+        "max_rto",
+        "_base_rto",
+        "_backoff",
+        "samples",
+        "rto",
+        "latest",
+    )
 
     def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:
         self.srtt: float | None = None
@@ -30,6 +40,9 @@ class RttEstimator:
         self._base_rto = initial_rto
         self._backoff = 1
         self.samples = 0
+        #: The latest sample (RFC 9406's currRTT, RFC 9002's latest_rtt); 0.0 until
+        #: ``samples`` counts one.
+        self.latest = 0.0
         #: The current RTO, min(base * backoff, max_rto): kept up to date by every
         #: change, as it is read for every segment sent.
         self.rto = min(initial_rto, max_rto)
@@ -42,6 +55,7 @@ class RttEstimator:
         # (max(rtt, 0.0) and the like, written out: the builtins cost far more.)
         if rtt < 0.0:
             rtt = 0.0
+        self.latest = rtt
         srtt = self.srtt
         if srtt is None:
             # RFC 6298 (2.2)

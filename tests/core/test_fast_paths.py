@@ -39,6 +39,12 @@ class GeneralPathsOnly(Connection):
         return 0
 
 
+def _slots(obj: object, *skip: str) -> list[tuple[str, Any]]:
+    """The values of an object's __slots__, those of its base classes included."""
+    names = {name for cls in type(obj).__mro__ for name in getattr(cls, "__slots__", ())}
+    return [(name, getattr(obj, name)) for name in sorted(names - set(skip))]
+
+
 def _state(conn: Connection) -> dict[str, Any]:
     names = (
         "state", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "rcv_nxt",
@@ -49,7 +55,10 @@ def _state(conn: Connection) -> dict[str, Any]:
     snapshot["cwnd"] = conn.cc.cwnd
     snapshot["ssthresh"] = conn.cc.ssthresh
     snapshot["stats"] = conn.stats.as_dict()
-    snapshot["cc"] = sorted(vars(conn.cc).items())
+    cc = conn.cc
+    snapshot["cc"] = _slots(cc, "hystart")
+    # RFC 9406 HyStart++: its byte clock and round state (the estimator is below).
+    snapshot["hystart"] = None if cc.hystart is None else _slots(cc.hystart, "_rtt")
     rtt = conn.rtt
     snapshot["rtt"] = (rtt.srtt, rtt.rttvar, rtt.rto, rtt.samples)
     snapshot["min_rtt"] = (conn.min_rtt, conn._min_rtt_at)

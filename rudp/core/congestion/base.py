@@ -2,25 +2,46 @@
 
 The connection owns loss detection and recovery (which segment to resend, when
 recovery starts and ends); a controller only decides how big ``cwnd`` is, through
-the named hooks below.  All sizes are in bytes.
+the named hooks below.  All sizes are in bytes.  The initial slow start runs
+HyStart++ (RFC 9406, ``hystart.py``) when the controller is given the
+connection's RTT estimator and ``hystart`` is on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .hystart import HyStart
+
+if TYPE_CHECKING:
+    from ..rtt import RttEstimator
 
 
 class CongestionControl:
-    """Base class; subclasses register themselves with :func:`register`."""
+    """Base class; subclasses register themselves with :func:`register` and take
+    the same arguments."""
+
+    # Slots: a controller lives as long as its connection (thousands when idle).
+    __slots__ = ("cwnd", "hystart", "mss", "ssthresh")
 
     name = ""
 
-    def __init__(self, mss: int, initial_window: int) -> None:
+    def __init__(
+        self,
+        mss: int,
+        initial_window: int,
+        rtt: RttEstimator | None = None,
+        *,
+        hystart: bool = True,
+        paced: bool = False,
+    ) -> None:
         self.mss = mss
         # RFC 6928: IW = min(10 * MSS, max(2 * MSS, 14600)) for the default of 10.
         self.cwnd = initial_window_bytes(mss, initial_window)
         # RFC 5681 (3.1): ssthresh starts arbitrarily high.
         self.ssthresh = 1 << 62
+        # RFC 9406: HyStart++ needs the RTT samples; None once it is over.
+        self.hystart = HyStart(rtt, paced) if hystart and rtt is not None else None
 
     @property
     def in_slow_start(self) -> bool:
@@ -44,21 +65,37 @@ class CongestionControl:
         RFC 3465 (2.2) caps one ACK's growth at L = 2*SMSS, which assumes an ACK
         per two segments.  rudp's receivers acknowledge a read batch at a time
         (up to 64 KiB, as Linux behind GRO), and the cap would turn slow start
-        into linear growth of two segments per round trip."""
+        into linear growth of two segments per round trip.
+
+        In the initial slow start, HyStart++ (RFC 9406) grows the window instead."""
+        hystart = self.hystart
+        if hystart is not None:
+            hystart.on_ack(self, acked)
+            return
         cwnd = self.cwnd
         # min(cwnd + acked, max(ssthresh, cwnd)), without the costly builtins.
         limit = self.ssthresh if self.ssthresh > cwnd else cwnd
         self.cwnd = cwnd + acked if cwnd + acked < limit else limit
 
+    def end_slow_start(self) -> None:
+        """RFC 9406 (4.2): HyStart++ is done after CSS_ROUNDS rounds of CSS:
+        congestion avoidance from the current window (ssthresh = cwnd)."""
+        self.ssthresh = self.cwnd
+        self.hystart = None
+
     def on_sent(self, nbytes: int, now: float) -> None:
-        """New data of ``nbytes`` left for the network."""
+        """New data of ``nbytes`` left for the network (never a retransmission)."""
+        hystart = self.hystart
+        if hystart is not None:
+            hystart.sent += nbytes
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         """``acked`` new bytes were acknowledged outside loss recovery."""
         raise NotImplementedError
 
     def on_loss(self, now: float, in_flight: int) -> None:
-        """Fast retransmit: loss detected by duplicate ACKs; recovery begins."""
+        """Fast retransmit: loss detected by duplicate ACKs; recovery begins.
+        Subclasses end HyStart++ here (``hystart = None``)."""
         raise NotImplementedError
 
     def on_dupack(self) -> None:
@@ -83,6 +120,9 @@ class CongestionControl:
         """RFC 5681 (3.1, equations 4 and 5): a retransmission timeout."""
         self.ssthresh = max(in_flight // 2, 2 * self.mss)
         self.cwnd = self.mss
+        # RFC 9406 (4.3): HyStart++ for the initial slow start only; the next
+        # one stops at the ssthresh this loss found.
+        self.hystart = None
 
 
 def initial_window_bytes(mss: int, segments: int) -> int:
@@ -100,13 +140,24 @@ def register(cls: type[CongestionControl]) -> type[CongestionControl]:
     return cls
 
 
-def create(name: str, mss: int, initial_window: int) -> CongestionControl:
+def create(
+    name: str,
+    mss: int,
+    initial_window: int,
+    rtt: RttEstimator | None = None,
+    *,
+    hystart: bool = True,
+    paced: bool = False,
+) -> CongestionControl:
+    """The controller ``name``; its initial slow start runs HyStart++ (RFC 9406)
+    when ``rtt``, the connection's estimator, is given and ``hystart`` is true
+    (``paced``: the sender paces, so HyStart++ does not cap one ACK's growth)."""
     try:
-        factory: Callable[[int, int], CongestionControl] = _REGISTRY[name]
+        cls = _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise ValueError(f"unknown congestion control {name!r} (known: {known})") from None
-    return factory(mss, initial_window)
+    return cls(mss, initial_window, rtt, hystart=hystart, paced=paced)
 
 
 def available() -> list[str]:

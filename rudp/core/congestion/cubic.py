@@ -4,7 +4,12 @@ the cubic function works in segments, as the RFC writes it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import CongestionControl, register
+
+if TYPE_CHECKING:
+    from ..rtt import RttEstimator
 
 # RFC 9438 (4.1 and 5): the constants.
 C = 0.4
@@ -14,10 +19,29 @@ ALPHA_CUBIC = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)
 
 @register
 class Cubic(CongestionControl):
+    __slots__ = (
+        "_acked_bytes",
+        "_after_timeout",
+        "_cwnd_epoch",
+        "_cwnd_prior",
+        "_epoch_start",
+        "_k",
+        "_w_est",
+        "w_max",
+    )
+
     name = "cubic"
 
-    def __init__(self, mss: int, initial_window: int) -> None:
-        super().__init__(mss, initial_window)
+    def __init__(
+        self,
+        mss: int,
+        initial_window: int,
+        rtt: RttEstimator | None = None,
+        *,
+        hystart: bool = True,
+        paced: bool = False,
+    ) -> None:
+        super().__init__(mss, initial_window, rtt, hystart=hystart, paced=paced)
         self.w_max = 0.0  # segments, window before the last reduction
         self._epoch_start: float | None = None
         self._k = 0.0
@@ -68,6 +92,13 @@ class Cubic(CongestionControl):
             self.cwnd += self._acked_bytes
             self._acked_bytes = 0
 
+    def end_slow_start(self) -> None:
+        super().end_slow_start()
+        # RFC 9438 (4.10): HyStart++ left slow start with no loss, so W_max is
+        # undefined: cwnd_prior = cwnd, and the epoch the next ACK begins takes
+        # K = 0 and W_max = cwnd (W_max is still 0, below any window).
+        self._cwnd_prior = self.cwnd / self.mss
+
     def w_cubic(self, t: float) -> float:
         """RFC 9438 (4.2, equation 1), in segments."""
         return C * (t - self._k) ** 3 + self.w_max
@@ -96,3 +127,5 @@ class Cubic(CongestionControl):
         self.ssthresh = max(int(self.cwnd * BETA_CUBIC), 2 * self.mss)
         self._epoch_start = None
         self._acked_bytes = 0
+        # RFC 9406 (4.2, 4.3): a loss or a timeout ends HyStart++ for good.
+        self.hystart = None

@@ -3,15 +3,30 @@ fast recovery per RFC 6582 through the base class hooks."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import CongestionControl, register
+
+if TYPE_CHECKING:
+    from ..rtt import RttEstimator
 
 
 @register
 class NewReno(CongestionControl):
+    __slots__ = ("_acked_in_avoidance",)
+
     name = "newreno"
 
-    def __init__(self, mss: int, initial_window: int) -> None:
-        super().__init__(mss, initial_window)
+    def __init__(
+        self,
+        mss: int,
+        initial_window: int,
+        rtt: RttEstimator | None = None,
+        *,
+        hystart: bool = True,
+        paced: bool = False,
+    ) -> None:
+        super().__init__(mss, initial_window, rtt, hystart=hystart, paced=paced)
         self._acked_in_avoidance = 0
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
@@ -31,6 +46,8 @@ class NewReno(CongestionControl):
         self.ssthresh = max(in_flight // 2, 2 * self.mss)
         self.cwnd = self.ssthresh + 3 * self.mss
         self._acked_in_avoidance = 0
+        # RFC 9406 (4.2): a loss ends slow start or CSS and HyStart++ with it.
+        self.hystart = None
 
     def on_rto(self, now: float, in_flight: int) -> None:
         super().on_rto(now, in_flight)
