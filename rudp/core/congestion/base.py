@@ -42,6 +42,11 @@ class CongestionControl:
         self.ssthresh = 1 << 62
         # RFC 9406: HyStart++ needs the RTT samples; None once it is over.
         self.hystart = HyStart(rtt, paced) if hystart and rtt is not None else None
+        self._start()
+
+    def _start(self) -> None:
+        """A subclass sets up its own state here (rather than repeating __init__'s
+        signature)."""
 
     @property
     def in_slow_start(self) -> bool:

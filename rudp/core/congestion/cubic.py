@@ -4,12 +4,7 @@ the cubic function works in segments, as the RFC writes it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .base import CongestionControl, register
-
-if TYPE_CHECKING:
-    from ..rtt import RttEstimator
 
 # RFC 9438 (4.1 and 5): the constants.
 C = 0.4
@@ -32,16 +27,7 @@ class Cubic(CongestionControl):
 
     name = "cubic"
 
-    def __init__(
-        self,
-        mss: int,
-        initial_window: int,
-        rtt: RttEstimator | None = None,
-        *,
-        hystart: bool = True,
-        paced: bool = False,
-    ) -> None:
-        super().__init__(mss, initial_window, rtt, hystart=hystart, paced=paced)
+    def _start(self) -> None:
         self.w_max = 0.0  # segments, window before the last reduction
         self._epoch_start: float | None = None
         self._k = 0.0

@@ -3,12 +3,7 @@ fast recovery per RFC 6582 through the base class hooks."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .base import CongestionControl, register
-
-if TYPE_CHECKING:
-    from ..rtt import RttEstimator
 
 
 @register
@@ -17,16 +12,7 @@ class NewReno(CongestionControl):
 
     name = "newreno"
 
-    def __init__(
-        self,
-        mss: int,
-        initial_window: int,
-        rtt: RttEstimator | None = None,
-        *,
-        hystart: bool = True,
-        paced: bool = False,
-    ) -> None:
-        super().__init__(mss, initial_window, rtt, hystart=hystart, paced=paced)
+    def _start(self) -> None:
         self._acked_in_avoidance = 0
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
