@@ -13,7 +13,8 @@ import functools
 from dataclasses import dataclass
 
 import pytest
-from engine_helpers import ISN, PEER_ISN, established, payload
+from engine_helpers import established
+from sim_helpers import bulk_transfer
 
 from rudp.core import congestion
 from rudp.core.config import Config
@@ -28,11 +29,8 @@ from rudp.core.congestion.hystart import (
     N_RTT_SAMPLE,
     HyStart,
 )
-from rudp.core.connection import Connection
-from rudp.core.listener import Listener
 from rudp.core.rtt import RttEstimator
-from rudp.core.state import State
-from rudp.testing import ConnectionHost, Impairment, ListenerHost, SimulatedNetwork
+from rudp.testing import Impairment
 
 MSS = 1000
 ACK_SIZE = 2 * MSS
@@ -367,8 +365,6 @@ def test_rtt_estimator_keeps_the_latest_sample_rfc9406_4_2_currrtt() -> None:
 
 
 # ==================================================== bulk transfers, simulated
-CLIENT = ("10.0.0.1", 40000)
-SERVER = ("10.0.0.2", 8080)
 RATE = 8_000_000  # bytes per second
 ONE_WAY = 0.020
 BDP = int(RATE * 2 * ONE_WAY)  # 320 KB
@@ -390,24 +386,11 @@ def transfer(name: str, hystart: bool) -> Transfer:
     """The client sends SIZE bytes through the bottleneck to a server that reads
     everything at once."""
     config = Config(congestion_control=name, hystart=hystart)
-    net = SimulatedNetwork(1)
-    net.set_impairment(CLIENT, SERVER, PATH)
-    net.set_impairment(SERVER, CLIENT, BACK)
-    listener = Listener(config, local_port=SERVER[1], isn_source=lambda *_: PEER_ISN)
-    server_host = net.attach(SERVER, ListenerHost(listener, SERVER))
-    client = Connection(config, isn=ISN, local_port=CLIENT[1], remote_port=SERVER[1])
-    net.attach(CLIENT, ConnectionHost(client, CLIENT, SERVER))
-    client.connect(net.now)
-    assert net.run(stop=lambda: client.state is State.ESTABLISHED, until=1.0) == "stopped"
-    [server] = server_host.accepted
-    start = net.now
-    data = payload(SIZE)
-    client.send(data)
-    net.run(stop=lambda: server.stats.bytes_delivered >= SIZE, until=30.0)
+    run = bulk_transfer(config, SIZE, PATH, BACK)
     return Transfer(
-        seconds=net.now - start,
-        retransmitted=client.stats.retransmitted_segments,
-        intact=server_host.received(server) == data,
+        seconds=run.seconds,
+        retransmitted=run.client.stats.retransmitted_segments,
+        intact=run.server_host.received(run.server) == run.data,
     )
 
 

@@ -35,15 +35,14 @@ from engine_helpers import (
     sent,
     syn_ack,
 )
+from sim_helpers import SERVER, bulk_transfer
 
 from rudp.core.config import Config
 from rudp.core.connection import Connection
 from rudp.core.events import DataReceived
-from rudp.core.listener import Listener
 from rudp.core.segment import ACK, SYN, Segment, decode
 from rudp.core.seq import seq_add, seq_ge, seq_sub
-from rudp.core.state import State
-from rudp.testing import ConnectionHost, Impairment, ListenerHost, SimulatedNetwork
+from rudp.testing import Impairment
 
 SND = ISN + 1
 RCV = PEER_ISN + 1
@@ -276,8 +275,6 @@ def test_config_receive_buffer_max_is_validated() -> None:
 
 
 # ============================================ bulk transfers, simulated
-CLIENT = ("10.0.0.1", 40000)
-SERVER = ("10.0.0.2", 8080)
 RATE = 10_000_000  # bytes per second
 ONE_WAY = 0.020
 BDP = int(RATE * 2 * ONE_WAY)  # 400 KB
@@ -311,29 +308,18 @@ def transfer(
     """The client sends ``size`` bytes to a server whose application reads each as
     it comes (``setup`` may change that on accept); run until all is read or
     ``until``."""
-    net = SimulatedNetwork(1, trace=True)
-    net.set_impairment(CLIENT, SERVER, PATH)
-    net.set_impairment(SERVER, CLIENT, BACK)
-    listener = Listener(config, local_port=SERVER[1], isn_source=lambda *_: PEER_ISN)
     buffers: list[int] = []
-    server_host = net.attach(
-        SERVER,
-        ListenerHost(
-            listener,
-            SERVER,
-            on_event=lambda conn, _: buffers.append(conn.receive_buffer),
-            on_accept=setup,
-        ),
+    run = bulk_transfer(
+        config,
+        size,
+        PATH,
+        BACK,
+        until=until,
+        trace=True,
+        on_event=lambda conn, _: buffers.append(conn.receive_buffer),
+        on_accept=setup,
     )
-    client = Connection(config, isn=ISN, local_port=CLIENT[1], remote_port=SERVER[1])
-    net.attach(CLIENT, ConnectionHost(client, CLIENT, SERVER))
-    client.connect(net.now)
-    assert net.run(stop=lambda: client.state is State.ESTABLISHED, until=1.0) == "stopped"
-    [server] = server_host.accepted
-    start = net.now
-    data = payload(size)
-    client.send(data)
-    net.run(stop=lambda: server.stats.bytes_delivered >= size, until=until)
+    net, client, server, data = run.net, run.client, run.server, run.data
     assert net.trace is not None
     edges, windows = [], []
     for record in net.trace:
@@ -343,9 +329,9 @@ def transfer(
                 window = segment.window << server.rcv_wscale
                 edges.append(seq_add(segment.ack, window))
                 windows.append(window)
-    delivered = server_host.received(server)
+    delivered = run.server_host.received(server)
     return Transfer(
-        seconds=net.now - start,
+        seconds=run.seconds,
         delivered=len(delivered),
         intact=delivered == data[: len(delivered)],
         buffer=server.receive_buffer,
