@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import pytest
 
@@ -189,12 +190,14 @@ async def test_wait_closed_returns_when_a_vanished_client_never_acks_our_fin() -
     once, as over kernel TCP (RFC 9293 3.10.4: CLOSE in CLOSE-WAIT), instead of
     after the user timeout; the engine goes on retransmitting the FIN meanwhile."""
     handler_done = asyncio.Event()
+    client_gone = asyncio.Event()
     states: list[State] = []
+    replying: list[Any] = []  # the server's engine, once it has replied
 
     async def reply_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(await reader.read())  # all of it, up to the client's FIN
-        await writer.drain()
-        await asyncio.sleep(0.2)  # the client is gone by now
+        replying.append(writer.transport._conn)  # type: ignore[attr-defined]
+        await client_gone.wait()
         writer.close()
         await writer.wait_closed()
         states.append(writer.transport._conn.state)  # type: ignore[attr-defined]
@@ -207,9 +210,12 @@ async def test_wait_closed_returns_when_a_vanished_client_never_acks_our_fin() -
         writer.write(b"ping")
         writer.write_eof()
         assert await reader.readexactly(4) == b"ping"
-        await asyncio.sleep(0.05)  # the ACK of the reply goes out
+        [engine] = replying
+        while engine.snd_una != engine.snd_max:
+            await asyncio.sleep(0)  # until the ACK of the reply is in
         # The client's process ends: its socket closes under the connection.
         writer.transport._endpoint._udp.close()  # type: ignore[attr-defined]
+        client_gone.set()
         await handler_done.wait()
         assert states == [State.LAST_ACK]  # the FIN is still outstanding
         server.close()
